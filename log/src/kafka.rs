@@ -271,9 +271,35 @@ impl KafkaLog {
     }
 
     /// Sends many records, pipelined; resolves when all are acknowledged.
+    ///
+    /// Records are enqueued one after another in this task, so records with the same key keep
+    /// their order (the idempotent producer keeps it on the wire); only the waiting is concurrent.
     pub async fn send_batch(&self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>> {
-        let futs = records.iter().map(|r| self.send(topic, r));
-        futures::future::try_join_all(futs).await
+        let mut pending = Vec::with_capacity(records.len());
+        let mut bytes = 0usize;
+        for r in records {
+            let permit = self
+                .in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| LogError::Closed)?;
+            bytes += r.size();
+            let fut = self.enqueue(topic, r).await?;
+            pending.push(async move {
+                let d = await_delivery(topic, fut).await;
+                drop(permit);
+                d
+            });
+        }
+        let r = futures::future::try_join_all(pending).await;
+        if r.is_ok() {
+            metrics::counter!("ma_log_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(records.len() as u64);
+            metrics::counter!("ma_log_bytes_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(bytes as u64);
+        } else {
+            metrics::counter!("ma_log_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
+        }
+        r
     }
 
     /// Waits until everything queued is delivered.
@@ -319,8 +345,10 @@ impl KafkaLog {
     /// predecessor, whose commits then fail with [`LogError::Fenced`].
     pub async fn transactional_producer(&self, transactional_id: &str) -> Result<KafkaTxProducer> {
         let mut c = producer_config(&self.config);
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
         c.set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", "60000");
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "60000");
         let producer: FutureProducer = c.create().map_err(kerr)?;
         let p = producer.clone();
         tokio::task::spawn_blocking(move || p.init_transactions(TX_TIMEOUT).map_err(kerr))
