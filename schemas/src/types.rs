@@ -1,0 +1,228 @@
+//! Typed Rust views of the records, field for field as in `schemas/avro/*.avsc`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Health of a server or component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    /// Not enough evidence.
+    #[default]
+    Unknown,
+    /// Healthy.
+    Ok,
+    /// Degraded.
+    Warning,
+    /// Failed or failing.
+    Critical,
+}
+
+/// What a sensor measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SensorKind {
+    /// Anything else.
+    Other,
+    /// Watts.
+    Power,
+    /// Degrees Celsius.
+    Temperature,
+    /// RPM or percent.
+    Fan,
+    /// Volts.
+    Voltage,
+    /// Amperes.
+    Current,
+    /// Joules.
+    Energy,
+    /// Percent.
+    Utilization,
+}
+
+/// A sensor's thresholds, in the reading's unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Thresholds {
+    /// Lower critical.
+    pub lower_critical: Option<f64>,
+    /// Lower caution.
+    pub lower_caution: Option<f64>,
+    /// Upper caution.
+    pub upper_caution: Option<f64>,
+    /// Upper critical.
+    pub upper_critical: Option<f64>,
+}
+
+/// One sensor reading (`telemetry.readings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryReading {
+    /// When the value was read, ms since the epoch.
+    pub timestamp: i64,
+    /// Server identity.
+    pub server_id: String,
+    /// Stable sensor id.
+    pub sensor_id: String,
+    /// Sensor name as the source calls it.
+    pub name: String,
+    /// What it measures.
+    pub kind: SensorKind,
+    /// Value in the normalised unit.
+    pub value: f64,
+    /// Normalised unit.
+    pub unit: String,
+    /// Component the sensor belongs to.
+    pub component_id: Option<String>,
+    /// The source's thresholds.
+    pub thresholds: Option<Thresholds>,
+    /// Collector that produced it.
+    pub source: String,
+}
+
+/// Latest known state of one server (`servers.state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ServerState {
+    /// Server identity.
+    pub server_id: String,
+    /// System serial.
+    pub serial: Option<String>,
+    /// SMBIOS UUID.
+    pub uuid: Option<String>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// BMC address.
+    pub bmc_address: Option<String>,
+    /// Manufacturer.
+    pub manufacturer: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Power state.
+    pub power_state: Option<String>,
+    /// Rolled-up health.
+    pub health: Health,
+    /// Component id to firmware version.
+    pub firmware: HashMap<String, String>,
+    /// Last time anything was heard, ms.
+    pub last_seen: i64,
+    /// Last inventory snapshot, ms.
+    pub last_inventory_at: Option<i64>,
+    /// Last telemetry reading, ms.
+    pub last_telemetry_at: Option<i64>,
+    /// Components in the last inventory.
+    pub component_count: i32,
+    /// Readings seen.
+    pub readings_count: i64,
+    /// Sensor id to latest value.
+    pub latest_readings: HashMap<String, f64>,
+    /// Operator labels.
+    pub labels: HashMap<String, String>,
+}
+
+/// Who collected an inventory snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InventorySource {
+    /// Unknown.
+    Unknown,
+    /// The in-band agent.
+    Agent,
+    /// The BMC over Redfish.
+    Redfish,
+    /// The BMC over IPMI.
+    Ipmi,
+}
+
+/// SMBIOS-style identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SystemIdentity {
+    /// Manufacturer.
+    pub manufacturer: Option<String>,
+    /// Product.
+    pub product: Option<String>,
+    /// Serial.
+    pub serial: Option<String>,
+    /// UUID.
+    pub uuid: Option<String>,
+    /// SKU.
+    pub sku: Option<String>,
+    /// Asset tag.
+    pub asset_tag: Option<String>,
+}
+
+/// BIOS identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct BiosInfo {
+    /// Vendor.
+    pub vendor: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Release date.
+    pub release_date: Option<String>,
+}
+
+/// Kind of hardware component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ComponentKind {
+    Other,
+    Cpu,
+    Dimm,
+    Disk,
+    Nvme,
+    Nic,
+    Gpu,
+    PciDevice,
+    Psu,
+    Fan,
+    Bmc,
+    Bios,
+    Tpm,
+    StorageController,
+    Chassis,
+    Baseboard,
+}
+
+/// One hardware component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// Stable id within the server.
+    pub component_id: String,
+    /// Kind.
+    pub kind: ComponentKind,
+    /// Name.
+    pub name: String,
+    /// Manufacturer.
+    pub manufacturer: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Serial.
+    pub serial: Option<String>,
+    /// Part number.
+    pub part_number: Option<String>,
+    /// Firmware version.
+    pub firmware_version: Option<String>,
+    /// Slot or bay.
+    pub location: Option<String>,
+    /// Further properties.
+    pub properties: HashMap<String, String>,
+}
+
+/// A full inventory snapshot (`inventory.snapshots`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventorySnapshot {
+    /// Server identity.
+    pub server_id: String,
+    /// Who collected it.
+    pub source: InventorySource,
+    /// When, ms.
+    pub collected_at: i64,
+    /// System identity.
+    pub system: SystemIdentity,
+    /// BIOS identity.
+    pub bios: Option<BiosInfo>,
+    /// Components.
+    pub components: Vec<Component>,
+    /// What could not be read.
+    pub errors: Vec<String>,
+}

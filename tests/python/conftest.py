@@ -1,0 +1,75 @@
+"""Shared fixtures: a running `metal-automata serve` against the test Kafka broker."""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+BIN = os.environ.get("METAL_AUTOMATA_BIN", "metal-automata")
+KAFKA = os.environ.get("METAL_AUTOMATA_TEST_KAFKA")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=60, proc=None):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"service exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return json.loads(r.read())
+        except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+            last = e
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready: {last}")
+
+
+@pytest.fixture(scope="session")
+def kafka_brokers():
+    if not KAFKA:
+        if os.environ.get("CI"):
+            pytest.fail("METAL_AUTOMATA_TEST_KAFKA must be set under CI")
+        pytest.skip("no test Kafka broker (scripts/test.sh starts one)")
+    return KAFKA
+
+
+@pytest.fixture(scope="session")
+def service(kafka_brokers):
+    """`metal-automata serve` on Kafka, every role, API on a free loopback port."""
+    data = tempfile.mkdtemp(prefix="ma-py-")
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "METAL_AUTOMATA_DATA_DIR": data,
+            "METAL_AUTOMATA_LOG__BACKEND": "kafka",
+            "METAL_AUTOMATA_LOG__KAFKA__BROKERS": kafka_brokers,
+            "METAL_AUTOMATA_LOG__KAFKA__REPLICATION_FACTOR": "1",
+            "METAL_AUTOMATA_API__LISTEN": f"127.0.0.1:{port}",
+            "METAL_AUTOMATA_COLLECTOR__INTERVAL_SECS": "1",
+        }
+    )
+    log = open(os.path.join(data, "serve.log"), "w")
+    proc = subprocess.Popen([BIN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/api/v1/status", proc=proc)
+        yield {"url": base, "data": data, "proc": proc, "env": env}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
