@@ -1,1 +1,7 @@
-//! placeholder
+//! Processors: stateful consumers that derive current state and health from the log and put
+//! their results on other topics, exactly once (see [`runtime`]).
+
+pub mod runtime;
+pub mod server_state;
+
+pub use runtime::{Processor, ProcessorError, Rejection, RunnerConfig, run};
