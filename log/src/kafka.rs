@@ -245,10 +245,10 @@ impl KafkaLog {
         let r = await_delivery(topic, fut).await;
         drop(permit);
         if r.is_ok() {
-            metrics::counter!("ma_log_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
-            metrics::counter!("ma_log_bytes_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(record.size() as u64);
+            metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
+            metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => "kafka").increment(record.size() as u64);
         } else {
-            metrics::counter!("ma_log_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
+            metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
         }
         r
     }
@@ -294,10 +294,10 @@ impl KafkaLog {
         }
         let r = futures::future::try_join_all(pending).await;
         if r.is_ok() {
-            metrics::counter!("ma_log_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(records.len() as u64);
-            metrics::counter!("ma_log_bytes_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(bytes as u64);
+            metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(records.len() as u64);
+            metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => "kafka").increment(bytes as u64);
         } else {
-            metrics::counter!("ma_log_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
+            metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
         }
         r
     }
@@ -381,7 +381,7 @@ impl ClientContext for LogContext {
                 if *p < 0 || part.consumer_lag < 0 {
                     continue;
                 }
-                metrics::gauge!("ma_log_consumer_lag", "group" => self.group.clone(), "topic" => topic.clone(), "partition" => p.to_string())
+                metrics::gauge!("automata_consumer_lag_records", "group" => self.group.clone(), "topic" => topic.clone(), "partition" => p.to_string())
                     .set(part.consumer_lag as f64);
             }
         }
@@ -465,7 +465,7 @@ impl KafkaConsumer {
                 None => break,
             }
         }
-        metrics::counter!("ma_log_records_consumed_total", "topic" => out[0].topic.clone(), "backend" => "kafka").increment(out.len() as u64);
+        metrics::counter!("automata_records_consumed_total", "topic" => out[0].topic.clone(), "backend" => "kafka").increment(out.len() as u64);
         Ok(out)
     }
 
@@ -545,9 +545,11 @@ impl KafkaTxProducer {
         })
         .await
         .map_err(|e| LogError::Kafka(e.to_string()))?;
-        let outcome = if result.is_ok() { "committed" } else { "aborted" };
-        metrics::counter!("ma_log_transactions_total", "backend" => "kafka", "outcome" => outcome)
-            .increment(1);
+        if result.is_ok() {
+            metrics::counter!("automata_transaction_commits_total", "backend" => "kafka").increment(1);
+        } else {
+            metrics::counter!("automata_transaction_aborts_total", "backend" => "kafka").increment(1);
+        }
         result
     }
 

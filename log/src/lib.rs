@@ -52,7 +52,7 @@ pub fn dead_letter(source: &ConsumedRecord, group: &str, reason: &str) -> (Strin
         .with_header(h::PARTITION, source.partition.to_string())
         .with_header(h::OFFSET, source.offset.to_string())
         .with_header(h::GROUP, group.to_string());
-    metrics::counter!("ma_log_dead_lettered_total", "topic" => source.topic.clone(), "group" => group.to_string()).increment(1);
+    metrics::counter!("automata_dead_lettered_records_total", "topic" => source.topic.clone(), "group" => group.to_string()).increment(1);
     (DEAD_LETTER_TOPIC.to_string(), r)
 }
 

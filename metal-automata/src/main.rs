@@ -1,1 +1,219 @@
-fn main() {}
+//! `metal-automata`: one binary for every role of the service and every client command.
+
+mod bench;
+mod client;
+mod config;
+mod output;
+mod registry;
+mod serve;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::output::{Output, OutputFormat};
+
+/// Fleet firmware and hardware management over an event log.
+#[derive(Debug, Parser)]
+#[command(name = "metal-automata", version, about, propagate_version = true)]
+struct Cli {
+    /// Config file (TOML). Default: $XDG_CONFIG_HOME/metal-automata/config.toml if it exists.
+    #[arg(long, global = true, env = "METAL_AUTOMATA_CONFIG")]
+    config: Option<PathBuf>,
+    /// How to print results.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table, env = "METAL_AUTOMATA_OUTPUT")]
+    output: OutputFormat,
+    /// The service to talk to. Default: the local service from the config's api.listen.
+    #[arg(long, global = true, env = "METAL_AUTOMATA_SERVER")]
+    server: Option<String>,
+    /// API token for a service outside loopback.
+    #[arg(long, global = true, env = "METAL_AUTOMATA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: every role in one process, or the roles given.
+    Serve {
+        /// Run only these roles (repeatable). On Kafka, each role scales out as its own processes.
+        #[arg(long = "role", value_enum)]
+        roles: Vec<Role>,
+    },
+    /// Show the service's status: roles, log backend, uptime.
+    Status,
+    /// Servers known to the fleet (latest state, fed from the servers.state topic).
+    Servers {
+        #[command(subcommand)]
+        command: Option<ServersCommand>,
+    },
+    /// Topics of the message log with their partitions and offsets.
+    Topics,
+    /// Schemas registered in the schema registry.
+    Schemas,
+    /// Measure the pipeline's stages and print figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Show the effective configuration (after file and environment).
+    Config,
+    /// Print shell completions.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServersCommand {
+    /// List servers.
+    List,
+    /// Show one server's latest state.
+    Show {
+        /// Server id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Produce and consume throughput and p99 produce latency of the message log.
+    Log {
+        /// Which backends to measure.
+        #[arg(long, value_enum, default_value_t = BenchBackend::Embedded)]
+        backend: BenchBackend,
+        /// Records per backend.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Kafka bootstrap servers (default: log.kafka.brokers from the config).
+        #[arg(long)]
+        brokers: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchBackend {
+    Embedded,
+    Kafka,
+    All,
+}
+
+/// The roles one `serve` process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Producers: collectors that stream inventory, telemetry and firmware events into topics.
+    Collector,
+    /// Stateful processors that derive current state and health.
+    Processor,
+    /// Sinks: history, metrics export, notifications.
+    Sink,
+    /// The HTTP API, the schema registry and the dashboard.
+    Api,
+}
+
+impl Role {
+    /// Every role, for a single-process deployment.
+    pub const ALL: [Role; 4] = [Role::Collector, Role::Processor, Role::Sink, Role::Api];
+
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Collector => "collector",
+            Role::Processor => "processor",
+            Role::Sink => "sink",
+            Role::Api => "api",
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let format = cli.output;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            output::print_error(format, &e);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let out = Output::new(cli.output);
+    if let Command::Completions { shell } = &cli.command {
+        let mut cmd = Cli::command();
+        clap_complete::generate(*shell, &mut cmd, "metal-automata", &mut std::io::stdout());
+        return Ok(());
+    }
+    let (cfg, cfg_path) = config::load(cli.config.as_deref())?;
+    let api = || client::ApiClient::new(cli.server.as_deref(), cli.token.as_deref(), &cfg);
+    match cli.command {
+        Command::Serve { roles } => serve::serve(cfg, cfg_path, roles).await,
+        Command::Status => out.status(&api()?.get("/api/v1/status").await?),
+        Command::Servers { command } => match command.unwrap_or(ServersCommand::List) {
+            ServersCommand::List => out.servers(&api()?.get("/api/v1/servers").await?),
+            ServersCommand::Show { id } => {
+                let path = format!("/api/v1/servers/{}", client::path_segment(&id));
+                out.server(&api()?.get(&path).await?)
+            }
+        },
+        Command::Topics => out.topics(&api()?.get("/api/v1/topics").await?),
+        Command::Schemas => out.schemas(&api()?.get("/api/v1/schemas").await?),
+        Command::Config => out.config(&serde_json::to_value(redacted(&cfg))?),
+        Command::Bench {
+            command:
+                BenchCommand::Log {
+                    backend,
+                    records,
+                    brokers,
+                },
+        } => {
+            let mut results = Vec::new();
+            let data = tempfile::tempdir().context("temporary directory for the embedded bench")?;
+            if matches!(backend, BenchBackend::Embedded | BenchBackend::All) {
+                let mut lc = cfg.log.clone();
+                lc.backend = automata_log::Backend::Embedded;
+                lc.embedded.dir = Some(data.path().join("log"));
+                lc.embedded.maintenance_interval_secs = 0;
+                let log = automata_log::MessageLog::open(&lc, data.path())?;
+                results.push(bench::run_log_bench(&log, "embedded", records, out.is_table()).await?);
+            }
+            if matches!(backend, BenchBackend::Kafka | BenchBackend::All) {
+                let mut lc = cfg.log.clone();
+                lc.backend = automata_log::Backend::Kafka;
+                if let Some(b) = brokers {
+                    lc.kafka.brokers = b;
+                }
+                let log = automata_log::MessageLog::open(&lc, data.path())?;
+                results.push(bench::run_log_bench(&log, "kafka", records, out.is_table()).await?);
+            }
+            out.log_bench(&results)
+        }
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// The config with secrets replaced, safe to print.
+fn redacted(cfg: &config::Config) -> config::Config {
+    let mut c = cfg.clone();
+    if c.api.token.is_some() {
+        c.api.token = Some("<redacted>".into());
+    }
+    for (k, v) in c.log.kafka.properties.iter_mut() {
+        if k.contains("password") || k.contains("secret") || k.contains("key") {
+            *v = "<redacted>".into();
+        }
+    }
+    c
+}

@@ -147,7 +147,7 @@ where
             }
             Err(e) => {
                 tracing::warn!(processor = name, error = %e, retry_in = ?backoff, "processor loop failed; restarting from committed offsets");
-                metrics::counter!("ma_processor_restarts_total", "processor" => name).increment(1);
+                metrics::counter!("automata_processor_restarts_total", "processor" => name).increment(1);
             }
         }
         tokio::select! {
@@ -203,10 +203,10 @@ async fn run_once<P: Processor>(
         p.end_batch(&mut outputs);
         let n_out = outputs.len();
         tx.commit(&consumer, outputs, offsets_to_commit(&batch)).await?;
-        metrics::counter!("ma_processor_records_total", "processor" => name).increment(batch.len() as u64);
-        metrics::counter!("ma_processor_outputs_total", "processor" => name).increment(n_out as u64);
+        metrics::counter!("automata_processor_records_total", "processor" => name).increment(batch.len() as u64);
+        metrics::counter!("automata_processor_outputs_total", "processor" => name).increment(n_out as u64);
         if rejected > 0 {
-            metrics::counter!("ma_processor_rejected_total", "processor" => name).increment(rejected);
+            metrics::counter!("automata_processor_rejected_total", "processor" => name).increment(rejected);
         }
     }
 }

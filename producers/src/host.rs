@@ -374,9 +374,9 @@ pub async fn run(
         }
         let n = records.len();
         match log.send_batch(TELEMETRY_READINGS, records).await {
-            Ok(_) => metrics::counter!("ma_collector_readings_total", "collector" => NAME).increment(n as u64),
+            Ok(_) => metrics::counter!("automata_collector_readings_total", "collector" => NAME).increment(n as u64),
             Err(e) => {
-                metrics::counter!("ma_collector_errors_total", "collector" => NAME).increment(1);
+                metrics::counter!("automata_collector_errors_total", "collector" => NAME).increment(1);
                 tracing::warn!(error = %e, "cannot publish this host's readings; retrying next tick");
             }
         }

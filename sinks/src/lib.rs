@@ -1,1 +1,6 @@
-//! placeholder
+//! Sinks: carry topics out of the log into history, metrics and notifications (see [`runtime`]).
+
+pub mod fleet_metrics;
+pub mod runtime;
+
+pub use runtime::{Sink, SinkError, run};

@@ -371,7 +371,7 @@ impl EmbeddedLog {
         }
         let offsets = offsets.into_iter().map(|o| (group.to_string(), o)).collect();
         let r = self.submit(appends, offsets).await.map(|_| ());
-        metrics::counter!("ma_log_transactions_total", "backend" => "embedded", "outcome" => if r.is_ok() { "committed" } else { "failed" }).increment(1);
+        if r.is_ok() { metrics::counter!("automata_transaction_commits_total", "backend" => "embedded").increment(1); } else { metrics::counter!("automata_transaction_aborts_total", "backend" => "embedded").increment(1); }
         r
     }
 
@@ -416,10 +416,10 @@ impl EmbeddedLog {
 
 fn record_produce_metrics(topic: &str, n: usize, bytes: usize, ok: bool) {
     if ok {
-        metrics::counter!("ma_log_records_produced_total", "topic" => topic.to_string(), "backend" => "embedded").increment(n as u64);
-        metrics::counter!("ma_log_bytes_produced_total", "topic" => topic.to_string(), "backend" => "embedded").increment(bytes as u64);
+        metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => "embedded").increment(n as u64);
+        metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => "embedded").increment(bytes as u64);
     } else {
-        metrics::counter!("ma_log_produce_errors_total", "topic" => topic.to_string(), "backend" => "embedded").increment(n as u64);
+        metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => "embedded").increment(n as u64);
     }
 }
 
@@ -653,8 +653,13 @@ impl EmbeddedConsumer {
         if n > 0 {
             self.cursor = (self.cursor + 1) % n;
         }
+        for (t, p, pos) in &self.assignment {
+            let high = t.next_offsets[*p as usize].load(Ordering::Acquire);
+            metrics::gauge!("automata_consumer_lag_records", "group" => self.group.clone(), "topic" => t.config.name.clone(), "partition" => p.to_string())
+                .set((high - pos).max(0) as f64);
+        }
         if !out.is_empty() {
-            metrics::counter!("ma_log_records_consumed_total", "topic" => out[0].topic.clone(), "backend" => "embedded").increment(out.len() as u64);
+            metrics::counter!("automata_records_consumed_total", "topic" => out[0].topic.clone(), "backend" => "embedded").increment(out.len() as u64);
         }
         Ok(out)
     }

@@ -1,0 +1,131 @@
+//! Configuration: built-in defaults, then a TOML file, then `METAL_AUTOMATA_*` environment.
+//!
+//! Nested keys use a double underscore in the environment: `METAL_AUTOMATA_LOG__BACKEND=kafka`
+//! sets `[log] backend = "kafka"`. figment does the layering (and reports which layer a bad
+//! value came from), which is why it is used rather than hand-rolled merging.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything `metal-automata` can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where local state lives (embedded log, stores). Default: `$XDG_DATA_HOME/metal-automata`.
+    pub data_dir: Option<PathBuf>,
+    /// The message log.
+    pub log: automata_log::LogConfig,
+    /// The HTTP API.
+    pub api: automata_query::ApiConfig,
+    /// Logs, traces and metrics.
+    pub observability: automata_observability::ObservabilityConfig,
+    /// The schema registry.
+    pub registry: RegistryConfig,
+    /// The collector role.
+    pub collector: CollectorConfig,
+}
+
+/// Where schemas are registered.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// An external Confluent-compatible registry; unset, the service runs its own on the API.
+    pub url: Option<String>,
+}
+
+/// Settings of the collector role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Collect this machine's own telemetry (load, memory, hwmon sensors).
+    pub local_host: bool,
+    /// Seconds between local samples.
+    pub interval_secs: u64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            local_host: true,
+            interval_secs: 10,
+        }
+    }
+}
+
+/// Environment variables read by the CLI itself, not part of the config tree.
+const CLI_ENV: &[&str] = &["server", "token", "config", "output"];
+
+/// Where the config file is looked for when `--config` is not given.
+pub fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("metal-automata").join("config.toml"))
+}
+
+/// Loads the layered configuration; an explicit `path` must exist.
+pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>)> {
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    let used = match path {
+        Some(p) => {
+            anyhow::ensure!(p.exists(), "config file {} does not exist", p.display());
+            Some(p.to_path_buf())
+        }
+        None => default_config_path().filter(|p| p.exists()),
+    };
+    if let Some(p) = &used {
+        fig = fig.merge(Toml::file(p));
+    }
+    fig = fig.merge(Env::prefixed("METAL_AUTOMATA_").split("__").ignore(CLI_ENV));
+    let cfg: Config = fig.extract().context("invalid configuration")?;
+    Ok((cfg, used))
+}
+
+impl Config {
+    /// The data directory, resolved.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("metal-automata")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[log]\nbackend = \"kafka\"\n[log.kafka]\nbrokers = \"a:1\"\n",
+            )?;
+            jail.set_env("METAL_AUTOMATA_LOG__KAFKA__BROKERS", "b:2");
+            jail.set_env("METAL_AUTOMATA_SERVER", "http://x");
+            let (cfg, used) = load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert!(used.is_some());
+            assert_eq!(cfg.log.backend, automata_log::Backend::Kafka);
+            assert_eq!(cfg.log.kafka.brokers, "b:2");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[log]\nbackedn = \"kafka\"\n")?;
+            assert!(load(Some(Path::new("c.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

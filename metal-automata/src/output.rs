@@ -1,0 +1,199 @@
+//! Printing results: a readable table for people, `--output json` for scripts.
+
+use anyhow::Result;
+use clap::ValueEnum;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::Value;
+
+use crate::bench::LogBenchResult;
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    Table,
+    /// JSON on stdout, one document per command.
+    Json,
+}
+
+/// Prints command results in the chosen format.
+pub struct Output {
+    format: OutputFormat,
+}
+
+fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(headers.to_vec());
+    t
+}
+
+/// A JSON value as a table cell: strings bare, null as "-", the rest as JSON.
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Prints an error for the chosen format: JSON on stdout for scripts, a line on stderr otherwise.
+pub fn print_error(format: OutputFormat, e: &anyhow::Error) {
+    match format {
+        OutputFormat::Json => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            println!("{}", serde_json::json!({"error": {"message": e.to_string(), "causes": chain}}));
+        }
+        OutputFormat::Table => eprintln!("error: {e:#}"),
+    }
+}
+
+impl Output {
+    /// An output in `format`.
+    pub fn new(format: OutputFormat) -> Self {
+        Output { format }
+    }
+
+    /// Whether progress bars and tables are wanted (not for JSON).
+    pub fn is_table(&self) -> bool {
+        self.format == OutputFormat::Table
+    }
+
+    fn json(&self, v: &impl serde::Serialize) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    }
+
+    /// Prints key/value pairs of an object.
+    fn object(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&["field", "value"]);
+        if let Value::Object(m) = v {
+            for (k, val) in m {
+                t.add_row(vec![k.clone(), cell(Some(val))]);
+            }
+        }
+        println!("{t}");
+        Ok(())
+    }
+
+    /// `status`.
+    pub fn status(&self, v: &Value) -> Result<()> {
+        self.object(v)
+    }
+
+    /// `config`.
+    pub fn config(&self, v: &Value) -> Result<()> {
+        if self.is_table() {
+            // TOML is how operators write it, so show it that way.
+            match toml::to_string_pretty(v) {
+                Ok(s) => {
+                    println!("{s}");
+                    return Ok(());
+                }
+                Err(_) => return self.json(v),
+            }
+        }
+        self.json(v)
+    }
+
+    /// `servers list`.
+    pub fn servers(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&["server", "manufacturer", "model", "power", "health", "last seen"]);
+        let items = v.get("servers").and_then(Value::as_array).cloned().unwrap_or_default();
+        for s in &items {
+            t.add_row(vec![
+                cell(s.get("server_id")),
+                cell(s.get("manufacturer")),
+                cell(s.get("model")),
+                cell(s.get("power_state")),
+                cell(s.get("health")),
+                cell(s.get("last_seen")),
+            ]);
+        }
+        println!("{t}");
+        println!("{} server(s)", items.len());
+        Ok(())
+    }
+
+    /// `servers show`.
+    pub fn server(&self, v: &Value) -> Result<()> {
+        self.object(v)
+    }
+
+    /// `topics`.
+    pub fn topics(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&["topic", "partitions", "compacted", "records (high - low)", "high watermarks"]);
+        for topic in v.get("topics").and_then(Value::as_array).cloned().unwrap_or_default() {
+            let parts = topic.get("partitions").and_then(Value::as_array).cloned().unwrap_or_default();
+            let retained: i64 = parts
+                .iter()
+                .map(|p| {
+                    p.get("high").and_then(Value::as_i64).unwrap_or(0)
+                        - p.get("low").and_then(Value::as_i64).unwrap_or(0)
+                })
+                .sum();
+            let highs: Vec<String> = parts.iter().map(|p| cell(p.get("high"))).collect();
+            t.add_row(vec![
+                cell(topic.get("name")),
+                parts.len().to_string(),
+                cell(topic.get("compacted")),
+                retained.to_string(),
+                highs.join(" "),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+
+    /// `schemas`.
+    pub fn schemas(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&["subject", "version", "id", "record"]);
+        for s in v.get("schemas").and_then(Value::as_array).cloned().unwrap_or_default() {
+            t.add_row(vec![
+                cell(s.get("subject")),
+                cell(s.get("version")),
+                cell(s.get("id")),
+                cell(s.get("record")),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+
+    /// `bench log`.
+    pub fn log_bench(&self, results: &[LogBenchResult]) -> Result<()> {
+        if !self.is_table() {
+            return self.json(&results);
+        }
+        let mut t = table(&[
+            "backend", "records", "bytes/rec", "produce rec/s", "produce MB/s", "p50 ms", "p99 ms",
+            "consume rec/s", "consume MB/s",
+        ]);
+        for r in results {
+            t.add_row(vec![
+                r.backend.clone(),
+                r.records.to_string(),
+                r.record_bytes.to_string(),
+                format!("{:.0}", r.produce_records_per_sec),
+                format!("{:.1}", r.produce_mb_per_sec),
+                format!("{:.2}", r.produce_p50_ms),
+                format!("{:.2}", r.produce_p99_ms),
+                format!("{:.0}", r.consume_records_per_sec),
+                format!("{:.1}", r.consume_mb_per_sec),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+}

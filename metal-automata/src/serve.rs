@@ -1,0 +1,196 @@
+//! `metal-automata serve`: opens the log, registers the schemas and runs the chosen roles.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use automata_log::MessageLog;
+use automata_query::{ApiBuilder, ApiServer, ApiState, StaticStatus};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::Role;
+use crate::config::Config;
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> Result<()> {
+    let roles: BTreeSet<Role> = if roles.is_empty() {
+        Role::ALL.into_iter().collect()
+    } else {
+        roles.into_iter().collect()
+    };
+    let role_names: Vec<String> = roles.iter().map(|r| r.name().to_string()).collect();
+    let obs = automata_observability::init(&cfg.observability)
+        .context("setting up logging, tracing and metrics")?;
+
+    let data_dir = cfg.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let log = MessageLog::open(&cfg.log, &data_dir).context("opening the message log")?;
+    let topics: Vec<_> = automata_schemas::catalog::topics()
+        .iter()
+        .map(|t| t.log_config())
+        .collect();
+    log.ensure_topics(&topics)
+        .await
+        .with_context(|| format!("creating topics on the {}", log.describe()))?;
+
+    let shutdown = CancellationToken::new();
+    let schemas = crate::registry::start(&cfg, &log, shutdown.clone())
+        .await
+        .context("registering the topic schemas")?;
+    let mut tasks: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
+
+    let mut api_url = None;
+    if roles.contains(&Role::Api) {
+        let server = ApiServer::bind(&cfg.api).await?;
+        let addr = server.local_addr();
+        api_url = Some(format!("http://{addr}"));
+        let status = StaticStatus::new(
+            "metal-automata",
+            env!("CARGO_PKG_VERSION"),
+            role_names.clone(),
+            log.describe(),
+        );
+        let state = ApiState::new(Arc::new(status))
+            .with_metrics(obs.metrics().render_fn())
+            .with_token(cfg.api.load_token()?)
+            .with_schema_registry(schemas.local_registry());
+        let app = ApiBuilder::new(state)
+            .merge(automata_query::fleet::routes(automata_query::fleet::FleetView::start(
+                log.clone(),
+                schemas.ids(),
+                shutdown.clone(),
+            )))
+            .build();
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            let r = server.serve(app, async move { s.cancelled().await }).await;
+            ("api", r.map_err(Into::into))
+        });
+    }
+    if roles.contains(&Role::Collector) && cfg.collector.local_host {
+        let (log, s, ids, every) = (
+            log.clone(),
+            shutdown.clone(),
+            schemas.ids(),
+            std::time::Duration::from_secs(cfg.collector.interval_secs.max(1)),
+        );
+        tasks.spawn(async move {
+            let r = automata_producers::host::run(log, ids, every, s).await;
+            ("collector", r.map_err(Into::into))
+        });
+    }
+    if roles.contains(&Role::Processor) {
+        let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let instance = instance_id(&data_dir);
+        tasks.spawn(async move {
+            let r = automata_processors::run(
+                log,
+                move || automata_processors::server_state::ServerStateProcessor::new(ids.clone()),
+                automata_processors::RunnerConfig {
+                    instance_id: instance,
+                    ..Default::default()
+                },
+                s,
+            )
+            .await;
+            ("processor", r.map_err(Into::into))
+        });
+    }
+    if roles.contains(&Role::Sink) {
+        let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        tasks.spawn(async move {
+            let r = automata_sinks::run(log, automata_sinks::fleet_metrics::FleetMetricsSink::new(ids), s)
+                .await;
+            ("sink", r.map_err(Into::into))
+        });
+    }
+
+    print_banner(&role_names, &data_dir, &log, cfg_path.as_deref(), api_url.as_deref());
+
+    let mut failed = None;
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(done) = tasks.join_next() => {
+            match done {
+                Ok((role, Ok(()))) => tracing::warn!(role, "role stopped"),
+                Ok((role, Err(e))) => failed = Some(e.context(format!("the {role} role failed"))),
+                Err(e) => failed = Some(anyhow::anyhow!("a role panicked: {e}")),
+            }
+        }
+    }
+    shutdown.cancel();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((role, Err(e))) = done {
+            tracing::warn!(role, error = %e, "role stopped with an error during shutdown");
+        }
+    }
+    log.flush(std::time::Duration::from_secs(10)).await.ok();
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A stable id per data directory: a restarted processor fences its previous incarnation.
+fn instance_id(data_dir: &std::path::Path) -> String {
+    let path = data_dir.join("instance-id");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && !s.trim().is_empty()
+    {
+        return s.trim().to_string();
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    if let Err(e) = std::fs::write(&path, &id) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot persist the instance id");
+    }
+    id
+}
+
+fn print_banner(
+    roles: &[String],
+    data_dir: &std::path::Path,
+    log: &MessageLog,
+    cfg_path: Option<&std::path::Path>,
+    api: Option<&str>,
+) {
+    eprintln!(
+        "metal-automata {}: roles {}",
+        env!("CARGO_PKG_VERSION"),
+        roles.join(", ")
+    );
+    eprintln!("  data:   {} ({})", data_dir.display(), log.describe());
+    match cfg_path {
+        Some(p) => eprintln!("  config: {}", p.display()),
+        None => eprintln!("  config: built-in defaults (+ METAL_AUTOMATA_* environment)"),
+    }
+    if let Some(url) = api {
+        eprintln!(
+            "  api:    {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json, metrics: {url}/metrics, schema registry: {url}/subjects)"
+        );
+    }
+    eprintln!("  stop with Ctrl-C");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,310 @@
+//! Fleet routes: servers (a view fed from the compacted `servers.state` topic), the log's topics
+//! and the registered schemas.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use automata_log::{MessageLog, StartFrom};
+use automata_schemas::catalog::{SERVERS_STATE, topic, topics};
+use automata_schemas::types::ServerState;
+use automata_schemas::{SchemaIds, decode};
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiPath, ErrorBody};
+
+/// The latest state of every server, kept current by tailing `servers.state`.
+#[derive(Clone)]
+pub struct FleetView {
+    log: MessageLog,
+    ids: SchemaIds,
+    servers: Arc<RwLock<BTreeMap<String, ServerState>>>,
+}
+
+impl FleetView {
+    /// Starts tailing `servers.state` from its beginning (it is compacted: one record per server).
+    pub fn start(log: MessageLog, ids: SchemaIds, shutdown: CancellationToken) -> Self {
+        let view = FleetView {
+            log,
+            ids,
+            servers: Arc::default(),
+        };
+        let v = view.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                match v.tail(&shutdown).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "servers view lost the log; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        });
+        view
+    }
+
+    async fn tail(&self, shutdown: &CancellationToken) -> Result<(), automata_log::LogError> {
+        // A private group per process: every API replica holds the whole view.
+        let group = format!("api-view-{}", uuid::Uuid::new_v4().simple());
+        let mut c = self.log.consumer(&group, &[SERVERS_STATE], StartFrom::Earliest)?;
+        let Some(spec) = topic(SERVERS_STATE) else {
+            return Ok(());
+        };
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                b = c.recv_batch(1000, Duration::from_secs(1)) => b?,
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let Some(id) = self.ids.get(SERVERS_STATE) else {
+                continue;
+            };
+            let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
+            for r in batch {
+                let key = r
+                    .record
+                    .key
+                    .as_deref()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                match r.record.value.as_deref() {
+                    None => {
+                        servers.remove(&key);
+                    }
+                    Some(v) => match decode::<ServerState>(spec, id, v) {
+                        Ok(s) => {
+                            servers.insert(key, s);
+                        }
+                        Err(e) => tracing::debug!(offset = r.offset, error = %e, "unreadable servers.state record skipped"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// One server as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServerView {
+    /// Server identity.
+    pub server_id: String,
+    /// Serial number.
+    pub serial: Option<String>,
+    /// SMBIOS UUID.
+    pub uuid: Option<String>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// BMC address.
+    pub bmc_address: Option<String>,
+    /// Manufacturer.
+    pub manufacturer: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Power state.
+    pub power_state: Option<String>,
+    /// Rolled-up health: UNKNOWN, OK, WARNING, CRITICAL.
+    pub health: String,
+    /// Component id to firmware version.
+    pub firmware: BTreeMap<String, String>,
+    /// Last time anything was heard (RFC 3339).
+    pub last_seen: String,
+    /// Last inventory (RFC 3339).
+    pub last_inventory_at: Option<String>,
+    /// Last telemetry (RFC 3339).
+    pub last_telemetry_at: Option<String>,
+    /// Components in the last inventory.
+    pub component_count: i32,
+    /// Readings seen.
+    pub readings_count: i64,
+    /// Sensor id to latest value.
+    pub latest_readings: BTreeMap<String, f64>,
+    /// Operator labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+impl From<&ServerState> for ServerView {
+    fn from(s: &ServerState) -> Self {
+        ServerView {
+            server_id: s.server_id.clone(),
+            serial: s.serial.clone(),
+            uuid: s.uuid.clone(),
+            hostname: s.hostname.clone(),
+            bmc_address: s.bmc_address.clone(),
+            manufacturer: s.manufacturer.clone(),
+            model: s.model.clone(),
+            power_state: s.power_state.clone(),
+            health: format!("{:?}", s.health).to_uppercase(),
+            firmware: s.firmware.clone().into_iter().collect(),
+            last_seen: rfc3339(s.last_seen),
+            last_inventory_at: s.last_inventory_at.map(rfc3339),
+            last_telemetry_at: s.last_telemetry_at.map(rfc3339),
+            component_count: s.component_count,
+            readings_count: s.readings_count,
+            latest_readings: s.latest_readings.clone().into_iter().collect(),
+            labels: s.labels.clone().into_iter().collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/servers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerList {
+    /// Every known server, by id.
+    pub servers: Vec<ServerView>,
+}
+
+/// One partition of a topic.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionInfo {
+    /// Partition number.
+    pub partition: i32,
+    /// First retained offset.
+    pub low: i64,
+    /// Next offset to be written.
+    pub high: i64,
+}
+
+/// One topic of the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// The Avro record it carries, if any.
+    pub record: Option<String>,
+    /// What the key is.
+    pub key: String,
+    /// Latest value per key only.
+    pub compacted: bool,
+    /// Retention in ms (null: forever).
+    pub retention_ms: Option<i64>,
+    /// Partitions and offsets.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// `GET /api/v1/topics`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicList {
+    /// The pipeline's topics.
+    pub topics: Vec<TopicInfo>,
+}
+
+/// One topic's registered schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemaInfo {
+    /// Topic.
+    pub topic: String,
+    /// Registry subject.
+    pub subject: String,
+    /// Avro record name.
+    pub record: String,
+    /// Registry id this service writes with.
+    pub id: Option<u32>,
+}
+
+/// `GET /api/v1/schemas`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemaList {
+    /// One entry per Avro topic.
+    pub schemas: Vec<SchemaInfo>,
+}
+
+#[utoipa::path(get, path = "/api/v1/servers", tag = "fleet", operation_id = "list_servers",
+    responses((status = 200, description = "Latest state of every server", body = ServerList),
+              (status = 401, description = "Remote caller without a valid token", body = ErrorBody)))]
+async fn list_servers(State(view): State<FleetView>) -> Json<ServerList> {
+    let servers = view.servers.read().unwrap_or_else(|e| e.into_inner());
+    Json(ServerList {
+        servers: servers.values().map(ServerView::from).collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/servers/{id}", tag = "fleet", operation_id = "get_server",
+    params(("id" = String, Path, description = "Server id")),
+    responses((status = 200, description = "One server's latest state", body = ServerView),
+              (status = 404, description = "Unknown server", body = ErrorBody)))]
+async fn get_server(
+    State(view): State<FleetView>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    let servers = view.servers.read().unwrap_or_else(|e| e.into_inner());
+    servers
+        .get(&id)
+        .map(|s| Json(ServerView::from(s)))
+        .ok_or_else(|| ApiError::not_found(format!("no server {id:?}")))
+}
+
+#[utoipa::path(get, path = "/api/v1/topics", tag = "fleet", operation_id = "list_topics",
+    responses((status = 200, description = "Topics with partitions and offsets", body = TopicList),
+              (status = 503, description = "The log does not answer", body = ErrorBody)))]
+async fn list_topics(State(view): State<FleetView>) -> Result<Json<TopicList>, ApiError> {
+    let mut out = Vec::new();
+    for t in topics() {
+        let marks = tokio::time::timeout(Duration::from_secs(10), view.log.watermarks(t.name))
+            .await
+            .map_err(|_| ApiError::unavailable("the message log did not answer in 10 s"))?
+            .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
+        out.push(TopicInfo {
+            name: t.name.to_string(),
+            record: t.record.map(str::to_string),
+            key: t.key.to_string(),
+            compacted: t.compacted,
+            retention_ms: t.retention_ms,
+            partitions: marks
+                .into_iter()
+                .map(|m| PartitionInfo {
+                    partition: m.partition,
+                    low: m.low,
+                    high: m.high,
+                })
+                .collect(),
+        });
+    }
+    Ok(Json(TopicList { topics: out }))
+}
+
+#[utoipa::path(get, path = "/api/v1/schemas", tag = "fleet", operation_id = "list_schemas",
+    responses((status = 200, description = "Each topic's schema and registry id", body = SchemaList)))]
+async fn list_schemas(State(view): State<FleetView>) -> Json<SchemaList> {
+    let schemas = topics()
+        .iter()
+        .filter_map(|t| {
+            Some(SchemaInfo {
+                topic: t.name.to_string(),
+                subject: t.subject(),
+                record: t.record?.to_string(),
+                id: view.ids.get(t.name),
+            })
+        })
+        .collect();
+    Json(SchemaList { schemas })
+}
+
+/// The fleet route group, to merge into the API with [`crate::ApiBuilder::merge`].
+pub fn routes(view: FleetView) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_servers))
+        .routes(routes!(get_server))
+        .routes(routes!(list_topics))
+        .routes(routes!(list_schemas))
+        .with_state(view)
+}
