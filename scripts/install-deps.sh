@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev)
 TEST_PKGS=(maven default-jre-headless python3-venv)
-VENV=${METAL_AUTOMATA_VENV:-$HOME/.cache/metal-automata/venv}
+VENV=${MA_TEST_VENV:-$HOME/.cache/metal-automata/venv}
 
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${TEST_PKGS[@]}")

@@ -10,7 +10,7 @@ QUICK=0; [ "${1:-}" = "--quick" ] && QUICK=1
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/metal-automata/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
-VENV=${METAL_AUTOMATA_VENV:-$HOME/.cache/metal-automata/venv}
+VENV=${MA_TEST_VENV:-$HOME/.cache/metal-automata/venv}
 step() { echo; echo "==> $*"; }
 started=$(date +%s)
 
@@ -32,11 +32,11 @@ export KAFKA_STATE_DIR=${KAFKA_STATE_DIR:-$(mktemp -d -t ma-kafka-XXXX)}
 export KAFKA_PORT=${KAFKA_PORT:-39092} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-39093}
 trap 'scripts/kafka.sh stop || true' EXIT
 scripts/kafka.sh start
-export METAL_AUTOMATA_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
-export METAL_AUTOMATA_KAFKA_SCRIPT=$ROOT/scripts/kafka.sh
-export METAL_AUTOMATA_BIN=$CARGO_TARGET_DIR/release/metal-automata
+export MA_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+export MA_TEST_KAFKA_SCRIPT=$ROOT/scripts/kafka.sh
+export MA_TEST_BIN=$CARGO_TARGET_DIR/release/metal-automata
 
-step "Rust tests (embedded log and Kafka at $METAL_AUTOMATA_TEST_KAFKA)"
+step "Rust tests (embedded log and Kafka at $MA_TEST_KAFKA)"
 cargo test --release --workspace
 
 step "Python peer tests"

@@ -1,7 +1,7 @@
 //! One conformance suite for both message-log backends.
 //!
 //! Every property runs twice: on the embedded store and on a real Apache Kafka broker
-//! (`METAL_AUTOMATA_TEST_KAFKA`, started by `scripts/test.sh`; under CI it must be there).
+//! (`MA_TEST_KAFKA`, started by `scripts/test.sh`; under CI it must be there).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -114,9 +114,18 @@ async fn order_per_key(h: Harness) {
     for r in &got {
         let k = key_str(r);
         // The same key-to-partition rule on both backends (Kafka's murmur2).
-        assert_eq!(r.partition, partition_for_key(k.as_bytes(), 4), "partition of {k}");
-        assert_eq!(r.record.header("seq").map(|v| v.to_vec()), Some(value_str(r).into_bytes()));
-        seen.entry(k).or_default().push(value_str(r).parse().expect("int"));
+        assert_eq!(
+            r.partition,
+            partition_for_key(k.as_bytes(), 4),
+            "partition of {k}"
+        );
+        assert_eq!(
+            r.record.header("seq").map(|v| v.to_vec()),
+            Some(value_str(r).into_bytes())
+        );
+        seen.entry(k)
+            .or_default()
+            .push(value_str(r).parse().expect("int"));
     }
     for k in keys {
         let v = &seen[k];
@@ -141,7 +150,10 @@ async fn no_loss_across_restart(h: Harness) {
         .consumer(&unique("g"), &[&topic], StartFrom::Earliest)
         .expect("consumer");
     let got = read_n(&mut c, 1000).await;
-    let values: BTreeSet<i32> = got.iter().map(|r| value_str(r).parse().expect("int")).collect();
+    let values: BTreeSet<i32> = got
+        .iter()
+        .map(|r| value_str(r).parse().expect("int"))
+        .collect();
     let want: BTreeSet<i32> = acked.into_iter().collect();
     assert_eq!(values, want);
 }
@@ -153,15 +165,30 @@ async fn redelivery_after_crash_before_commit(h: Harness) {
     log.send_batch(&topic, recs).await.expect("send");
     let group = unique("g");
     {
-        let mut c = log.consumer(&group, &[&topic], StartFrom::Earliest).expect("consumer");
+        let mut c = log
+            .consumer(&group, &[&topic], StartFrom::Earliest)
+            .expect("consumer");
         let got = read_n(&mut c, 100).await;
         // Processed all 100, but committed only the first 40 before "crashing".
-        c.commit(&offsets_to_commit(&got[..40])).await.expect("commit");
+        c.commit(&offsets_to_commit(&got[..40]))
+            .await
+            .expect("commit");
     }
-    let log = if h.is_kafka() { log } else { drop(log); h.open() };
-    let mut c = log.consumer(&group, &[&topic], StartFrom::Earliest).expect("consumer");
+    let log = if h.is_kafka() {
+        log
+    } else {
+        drop(log);
+        h.open()
+    };
+    let mut c = log
+        .consumer(&group, &[&topic], StartFrom::Earliest)
+        .expect("consumer");
     let got = read_n(&mut c, 60).await;
-    assert_eq!(value_str(&got[0]), "40", "redelivery starts at the committed offset");
+    assert_eq!(
+        value_str(&got[0]),
+        "40",
+        "redelivery starts at the committed offset"
+    );
     assert_eq!(value_str(&got[59]), "99");
     let more = read_until_quiet(&mut c, Duration::from_millis(700)).await;
     assert!(more.is_empty(), "nothing beyond the log's end: {more:?}");
@@ -170,22 +197,35 @@ async fn redelivery_after_crash_before_commit(h: Harness) {
 async fn group_resumes_from_committed_offset(h: Harness) {
     let log = h.open();
     let topic = h.topic(&log, "conf.resume", 2).await;
-    let recs: Vec<Record> = (0..50).map(|i| Record::new(format!("k{i}"), format!("{i}"))).collect();
+    let recs: Vec<Record> = (0..50)
+        .map(|i| Record::new(format!("k{i}"), format!("{i}")))
+        .collect();
     log.send_batch(&topic, recs).await.expect("send");
     let group = unique("g");
     {
-        let mut c = log.consumer(&group, &[&topic], StartFrom::Earliest).expect("consumer");
+        let mut c = log
+            .consumer(&group, &[&topic], StartFrom::Earliest)
+            .expect("consumer");
         let got = read_n(&mut c, 50).await;
         c.commit(&offsets_to_commit(&got)).await.expect("commit");
     }
-    let recs: Vec<Record> = (50..80).map(|i| Record::new(format!("k{i}"), format!("{i}"))).collect();
+    let recs: Vec<Record> = (50..80)
+        .map(|i| Record::new(format!("k{i}"), format!("{i}")))
+        .collect();
     log.send_batch(&topic, recs).await.expect("send");
-    let mut c = log.consumer(&group, &[&topic], StartFrom::Earliest).expect("consumer");
+    let mut c = log
+        .consumer(&group, &[&topic], StartFrom::Earliest)
+        .expect("consumer");
     let got = read_n(&mut c, 30).await;
-    let values: BTreeSet<i32> = got.iter().map(|r| value_str(r).parse().expect("int")).collect();
+    let values: BTreeSet<i32> = got
+        .iter()
+        .map(|r| value_str(r).parse().expect("int"))
+        .collect();
     assert_eq!(values, (50..80).collect());
     // A different group starts from the beginning.
-    let mut other = log.consumer(&unique("g2"), &[&topic], StartFrom::Earliest).expect("consumer");
+    let mut other = log
+        .consumer(&unique("g2"), &[&topic], StartFrom::Earliest)
+        .expect("consumer");
     assert_eq!(read_n(&mut other, 80).await.len(), 80);
 }
 
@@ -205,7 +245,9 @@ async fn compaction_keeps_latest_per_key(h: Harness) {
             .collect();
         log.send_batch(&topic, recs).await.expect("send");
     }
-    log.send(&topic, Record::tombstone("server-0")).await.expect("tombstone");
+    log.send(&topic, Record::tombstone("server-0"))
+        .await
+        .expect("tombstone");
     let expected_latest: BTreeMap<String, Option<String>> = (0..20)
         .map(|k| {
             let v = if k == 0 { None } else { Some("v4".to_string()) };
@@ -213,12 +255,17 @@ async fn compaction_keeps_latest_per_key(h: Harness) {
         })
         .collect();
     let read_all = |log: MessageLog, topic: String| async move {
-        let mut c = log.consumer(&unique("g"), &[&topic], StartFrom::Earliest).expect("consumer");
+        let mut c = log
+            .consumer(&unique("g"), &[&topic], StartFrom::Earliest)
+            .expect("consumer");
         read_until_quiet(&mut c, Duration::from_millis(1500)).await
     };
     if let MessageLog::Embedded(e) = &log {
         let rep = e.run_maintenance().expect("maintenance");
-        assert_eq!(rep.compacted, 81, "4 old versions of 20 keys, and server-0's last value under its tombstone");
+        assert_eq!(
+            rep.compacted, 81,
+            "4 old versions of 20 keys, and server-0's last value under its tombstone"
+        );
         let got = read_all(log.clone(), topic.clone()).await;
         assert_eq!(got.len(), 20, "one record per key, the tombstone kept");
         let latest: BTreeMap<String, Option<String>> = got
@@ -244,7 +291,10 @@ async fn compaction_keeps_latest_per_key(h: Harness) {
             let (l, t) = (l.clone(), t.clone());
             async move {
                 let got = read_all(l, t).await;
-                let old = got.iter().filter(|r| value_str(r).starts_with('v') && value_str(r) != "v4").count();
+                let old = got
+                    .iter()
+                    .filter(|r| value_str(r).starts_with('v') && value_str(r) != "v4")
+                    .count();
                 (old == 0).then_some(got)
             }
         })
@@ -291,55 +341,106 @@ async fn exactly_once_consume_transform_produce(h: Harness) {
     let input = h.topic(&log, "conf.eos.in", 3).await;
     let output = h.topic(&log, "conf.eos.out", 3).await;
     let n = 600;
-    let recs: Vec<Record> = (0..n).map(|i| Record::new(format!("k{}", i % 11), format!("{i}"))).collect();
+    let recs: Vec<Record> = (0..n)
+        .map(|i| Record::new(format!("k{}", i % 11), format!("{i}")))
+        .collect();
     log.send_batch(&input, recs).await.expect("send");
     let group = unique("eos");
     let txid = unique("tx");
 
     // Run 1: commit some batches, then process a batch and die before committing it.
     {
-        let tx = log.transactional_producer(&txid).await.expect("tx producer");
-        let mut c = log.consumer(&group, &[&input], StartFrom::Earliest).expect("consumer");
+        let tx = log
+            .transactional_producer(&txid)
+            .await
+            .expect("tx producer");
+        let mut c = log
+            .consumer(&group, &[&input], StartFrom::Earliest)
+            .expect("consumer");
         let mut committed = 0;
         while committed < 200 {
-            let batch = c.recv_batch(50, Duration::from_secs(2)).await.expect("recv");
+            let batch = c
+                .recv_batch(50, Duration::from_secs(2))
+                .await
+                .expect("recv");
             if batch.is_empty() {
                 continue;
             }
             let outputs = batch
                 .iter()
-                .map(|r| (output.clone(), Record::new(r.record.key.clone().unwrap_or_default(), format!("out-{}", value_str(r)))))
+                .map(|r| {
+                    (
+                        output.clone(),
+                        Record::new(
+                            r.record.key.clone().unwrap_or_default(),
+                            format!("out-{}", value_str(r)),
+                        ),
+                    )
+                })
                 .collect();
-            tx.commit(&c, outputs, offsets_to_commit(&batch)).await.expect("commit");
+            tx.commit(&c, outputs, offsets_to_commit(&batch))
+                .await
+                .expect("commit");
             committed += batch.len();
         }
         // The uncommitted batch: read, transformed, never committed.
-        let _lost = c.recv_batch(50, Duration::from_secs(2)).await.expect("recv");
+        let _lost = c
+            .recv_batch(50, Duration::from_secs(2))
+            .await
+            .expect("recv");
     }
     // Run 2: a new instance with the same transactional id finishes the job.
     {
-        let tx = log.transactional_producer(&txid).await.expect("tx producer");
-        let mut c = log.consumer(&group, &[&input], StartFrom::Earliest).expect("consumer");
+        let tx = log
+            .transactional_producer(&txid)
+            .await
+            .expect("tx producer");
+        let mut c = log
+            .consumer(&group, &[&input], StartFrom::Earliest)
+            .expect("consumer");
         loop {
-            let batch = c.recv_batch(100, Duration::from_secs(3)).await.expect("recv");
+            let batch = c
+                .recv_batch(100, Duration::from_secs(3))
+                .await
+                .expect("recv");
             if batch.is_empty() {
                 break;
             }
             let outputs = batch
                 .iter()
-                .map(|r| (output.clone(), Record::new(r.record.key.clone().unwrap_or_default(), format!("out-{}", value_str(r)))))
+                .map(|r| {
+                    (
+                        output.clone(),
+                        Record::new(
+                            r.record.key.clone().unwrap_or_default(),
+                            format!("out-{}", value_str(r)),
+                        ),
+                    )
+                })
                 .collect();
-            tx.commit(&c, outputs, offsets_to_commit(&batch)).await.expect("commit");
+            tx.commit(&c, outputs, offsets_to_commit(&batch))
+                .await
+                .expect("commit");
         }
     }
-    let mut c = log.consumer(&unique("check"), &[&output], StartFrom::Earliest).expect("consumer");
+    let mut c = log
+        .consumer(&unique("check"), &[&output], StartFrom::Earliest)
+        .expect("consumer");
     let got = read_until_quiet(&mut c, Duration::from_secs(2)).await;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in &got {
         *counts.entry(value_str(r)).or_default() += 1;
     }
     assert_eq!(counts.len(), n, "every input produced an output");
-    assert!(counts.values().all(|c| *c == 1), "no duplicates: {:?}", counts.iter().filter(|(_, c)| **c > 1).take(5).collect::<Vec<_>>());
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "no duplicates: {:?}",
+        counts
+            .iter()
+            .filter(|(_, c)| **c > 1)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
 }
 
 /// Two members of one group split the partitions; when one leaves the other takes over.
@@ -347,28 +448,52 @@ async fn group_members_share_partitions(h: Harness) {
     let log = h.open();
     let topic = h.topic(&log, "conf.members", 4).await;
     let group = unique("g");
-    let mut a = log.consumer(&group, &[&topic], StartFrom::Earliest).expect("a");
-    let mut b = log.consumer(&group, &[&topic], StartFrom::Earliest).expect("b");
+    let mut a = log
+        .consumer(&group, &[&topic], StartFrom::Earliest)
+        .expect("a");
+    let mut b = log
+        .consumer(&group, &[&topic], StartFrom::Earliest)
+        .expect("b");
     // Let the group settle (Kafka rebalances in the background of polls) before producing.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while a.assignment().is_empty() || b.assignment().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "group never settled");
-        a.recv_batch(1, Duration::from_millis(100)).await.expect("a");
-        b.recv_batch(1, Duration::from_millis(100)).await.expect("b");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group never settled"
+        );
+        a.recv_batch(1, Duration::from_millis(100))
+            .await
+            .expect("a");
+        b.recv_batch(1, Duration::from_millis(100))
+            .await
+            .expect("b");
     }
-    let recs: Vec<Record> = (0..200).map(|i| Record::new(format!("k{i}"), format!("{i}"))).collect();
+    let recs: Vec<Record> = (0..200)
+        .map(|i| Record::new(format!("k{i}"), format!("{i}")))
+        .collect();
     log.send_batch(&topic, recs).await.expect("send");
     let mut got_a = Vec::new();
     let mut got_b = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while got_a.len() + got_b.len() < 200 && tokio::time::Instant::now() < deadline {
-        got_a.extend(a.recv_batch(100, Duration::from_millis(200)).await.expect("a"));
-        got_b.extend(b.recv_batch(100, Duration::from_millis(200)).await.expect("b"));
+        got_a.extend(
+            a.recv_batch(100, Duration::from_millis(200))
+                .await
+                .expect("a"),
+        );
+        got_b.extend(
+            b.recv_batch(100, Duration::from_millis(200))
+                .await
+                .expect("b"),
+        );
     }
     assert_eq!(got_a.len() + got_b.len(), 200);
     let pa: BTreeSet<i32> = got_a.iter().map(|r| r.partition).collect();
     let pb: BTreeSet<i32> = got_b.iter().map(|r| r.partition).collect();
-    assert!(pa.is_disjoint(&pb), "members own disjoint partitions: {pa:?} {pb:?}");
+    assert!(
+        pa.is_disjoint(&pb),
+        "members own disjoint partitions: {pa:?} {pb:?}"
+    );
     assert!(!pa.is_empty() && !pb.is_empty(), "both members got work");
 }
 
@@ -405,13 +530,19 @@ async fn kafka_aborted_transactions_are_invisible() {
     let Some(h) = Harness::kafka() else { return };
     let log = h.open();
     let topic = h.topic(&log, "conf.abort", 1).await;
-    let MessageLog::Kafka(k) = &log else { unreachable!() };
+    let MessageLog::Kafka(k) = &log else {
+        unreachable!()
+    };
     let tx = k.transactional_producer(&unique("tx")).await.expect("tx");
     tx.abort_after_send(vec![(topic.clone(), Record::new("k", "aborted"))])
         .await
         .expect("abort");
-    log.send(&topic, Record::new("k", "committed")).await.expect("send");
-    let mut c = log.consumer(&unique("g"), &[&topic], StartFrom::Earliest).expect("consumer");
+    log.send(&topic, Record::new("k", "committed"))
+        .await
+        .expect("send");
+    let mut c = log
+        .consumer(&unique("g"), &[&topic], StartFrom::Earliest)
+        .expect("consumer");
     let got = read_until_quiet(&mut c, Duration::from_secs(2)).await;
     let values: Vec<String> = got.iter().map(value_str).collect();
     assert_eq!(values, vec!["committed".to_string()]);

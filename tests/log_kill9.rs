@@ -30,10 +30,15 @@ async fn acknowledged_records_survive_kill_9() {
     let last_acked = last_acked.expect("writer acknowledged something");
 
     let log = automata_tests::open(&automata_tests::embedded_config(dir.path()), dir.path());
-    let mut c = log.consumer("check", &["crash"], StartFrom::Earliest).expect("consumer");
+    let mut c = log
+        .consumer("check", &["crash"], StartFrom::Earliest)
+        .expect("consumer");
     let mut seen = BTreeSet::new();
     loop {
-        let batch = c.recv_batch(10_000, Duration::from_millis(500)).await.expect("recv");
+        let batch = c
+            .recv_batch(10_000, Duration::from_millis(500))
+            .await
+            .expect("recv");
         if batch.is_empty() {
             break;
         }
@@ -44,10 +49,23 @@ async fn acknowledged_records_survive_kill_9() {
             seen.insert(v);
         }
     }
-    let missing: Vec<u64> = (0..=last_acked).filter(|v| !seen.contains(v)).take(10).collect();
-    assert!(missing.is_empty(), "acknowledged but lost after kill -9: {missing:?}");
+    let missing: Vec<u64> = (0..=last_acked)
+        .filter(|v| !seen.contains(v))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but lost after kill -9: {missing:?}"
+    );
     // Offsets keep increasing after recovery: a new append never reuses one.
-    let d = log.send("crash", automata_log::Record::new("k0", "after")).await.expect("send");
+    let d = log
+        .send("crash", automata_log::Record::new("k0", "after"))
+        .await
+        .expect("send");
     let marks = log.watermarks("crash").await.expect("watermarks");
-    assert!(marks.iter().any(|m| m.partition == d.partition && m.high == d.offset + 1));
+    assert!(
+        marks
+            .iter()
+            .any(|m| m.partition == d.partition && m.high == d.offset + 1)
+    );
 }

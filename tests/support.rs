@@ -6,7 +6,7 @@ use std::time::Duration;
 use automata_log::{Backend, EmbeddedConfig, KafkaConfig, LogConfig, MessageLog};
 
 /// Env var naming the test broker (`host:port`), set by `scripts/test.sh`.
-pub const KAFKA_ENV: &str = "METAL_AUTOMATA_TEST_KAFKA";
+pub const KAFKA_ENV: &str = "MA_TEST_KAFKA";
 
 /// The test broker, if one is running. Under CI a missing broker is a failure, never a skip.
 pub fn kafka_brokers() -> Option<String> {

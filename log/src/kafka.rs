@@ -155,7 +155,9 @@ impl KafkaLog {
         let mut grow = Vec::new();
         for (res, t) in results.into_iter().zip(topics) {
             match res {
-                Ok(_) => tracing::info!(topic = %t.name, partitions = t.partitions, compacted = t.compacted, "created kafka topic"),
+                Ok(_) => {
+                    tracing::info!(topic = %t.name, partitions = t.partitions, compacted = t.compacted, "created kafka topic")
+                }
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => grow.push(t),
                 Err((name, code)) => {
                     return Err(LogError::Kafka(format!("create topic {name}: {code}")));
@@ -166,10 +168,7 @@ impl KafkaLog {
             let have = self.partition_count(&t.name).await?;
             if (have as u32) < t.partitions {
                 let np = NewPartitions::new(&t.name, t.partitions as usize);
-                admin
-                    .create_partitions([&np], &opts)
-                    .await
-                    .map_err(kerr)?;
+                admin.create_partitions([&np], &opts).await.map_err(kerr)?;
             }
         }
         Ok(())
@@ -311,7 +310,12 @@ impl KafkaLog {
     }
 
     /// Opens a consumer-group member on `topics` with manual commits and `read_committed`.
-    pub fn consumer(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<KafkaConsumer> {
+    pub fn consumer(
+        &self,
+        group: &str,
+        topics: &[&str],
+        start: StartFrom,
+    ) -> Result<KafkaConsumer> {
         let mut c = base_config(&self.config);
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -399,7 +403,9 @@ impl ConsumerContext for LogContext {
             Rebalance::Assign(tpl) => {
                 tracing::info!(group = %self.group, partitions = tpl.count(), "partitions assigned")
             }
-            Rebalance::Error(e) => tracing::warn!(group = %self.group, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "rebalance error")
+            }
         }
     }
 }
@@ -484,7 +490,12 @@ impl KafkaConsumer {
     /// Moves the read position of an assigned partition.
     pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) -> Result<()> {
         self.consumer
-            .seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10))
+            .seek(
+                topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )
             .map_err(kerr)
     }
 
@@ -546,9 +557,11 @@ impl KafkaTxProducer {
         .await
         .map_err(|e| LogError::Kafka(e.to_string()))?;
         if result.is_ok() {
-            metrics::counter!("automata_transaction_commits_total", "backend" => "kafka").increment(1);
+            metrics::counter!("automata_transaction_commits_total", "backend" => "kafka")
+                .increment(1);
         } else {
-            metrics::counter!("automata_transaction_aborts_total", "backend" => "kafka").increment(1);
+            metrics::counter!("automata_transaction_aborts_total", "backend" => "kafka")
+                .increment(1);
         }
         result
     }

@@ -62,7 +62,10 @@ impl Record {
 
     /// The first header with this name, if any.
     pub fn header(&self, name: &str) -> Option<&Bytes> {
-        self.headers.iter().find(|h| h.name == name).map(|h| &h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| &h.value)
     }
 
     /// Approximate payload size, for byte-rate metrics.

@@ -66,12 +66,15 @@ pub async fn run_log_bench(
         .await
         .context("creating the bench topic")?;
     let data = payloads(1024)?;
-    let record_bytes = data.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>()
+    let record_bytes = data
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as u64)
+        .sum::<u64>()
         / data.len() as u64;
 
     let bar = progress_bar(progress, records, &format!("{backend}: produce"));
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
-        .context("histogram bounds")?;
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")?;
     let started = Instant::now();
     let mut inflight = FuturesUnordered::new();
     let mut sent = 0u64;
@@ -111,13 +114,20 @@ pub async fn run_log_bench(
 
     let bar = progress_bar(progress, records, &format!("{backend}: consume"));
     let mut consumer = log
-        .consumer(&format!("bench-{}", uuid::Uuid::new_v4().simple()), &[&topic], StartFrom::Earliest)
+        .consumer(
+            &format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            &[&topic],
+            StartFrom::Earliest,
+        )
         .context("opening the bench consumer")?;
     let started = Instant::now();
     let mut got = 0u64;
     let deadline = Instant::now() + Duration::from_secs(300);
     while got < records {
-        anyhow::ensure!(Instant::now() < deadline, "consumed only {got} of {records} records");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "consumed only {got} of {records} records"
+        );
         let batch = consumer.recv_batch(10_000, Duration::from_secs(5)).await?;
         got += batch.len() as u64;
         bar.inc(batch.len() as u64);

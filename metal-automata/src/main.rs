@@ -28,7 +28,12 @@ struct Cli {
     #[arg(long, global = true, env = "METAL_AUTOMATA_SERVER")]
     server: Option<String>,
     /// API token for a service outside loopback.
-    #[arg(long, global = true, env = "METAL_AUTOMATA_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "METAL_AUTOMATA_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -133,7 +138,10 @@ impl Role {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let format = cli.output;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -187,7 +195,8 @@ async fn run(cli: Cli) -> Result<()> {
                 lc.embedded.dir = Some(data.path().join("log"));
                 lc.embedded.maintenance_interval_secs = 0;
                 let log = automata_log::MessageLog::open(&lc, data.path())?;
-                results.push(bench::run_log_bench(&log, "embedded", records, out.is_table()).await?);
+                results
+                    .push(bench::run_log_bench(&log, "embedded", records, out.is_table()).await?);
             }
             if matches!(backend, BenchBackend::Kafka | BenchBackend::All) {
                 let mut lc = cfg.log.clone();

@@ -23,7 +23,8 @@ pub struct Output {
 
 fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(headers.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(headers.to_vec());
     t
 }
 
@@ -41,7 +42,10 @@ pub fn print_error(format: OutputFormat, e: &anyhow::Error) {
     match format {
         OutputFormat::Json => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            println!("{}", serde_json::json!({"error": {"message": e.to_string(), "causes": chain}}));
+            println!(
+                "{}",
+                serde_json::json!({"error": {"message": e.to_string(), "causes": chain}})
+            );
         }
         OutputFormat::Table => eprintln!("error: {e:#}"),
     }
@@ -103,8 +107,19 @@ impl Output {
         if !self.is_table() {
             return self.json(v);
         }
-        let mut t = table(&["server", "manufacturer", "model", "power", "health", "last seen"]);
-        let items = v.get("servers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut t = table(&[
+            "server",
+            "manufacturer",
+            "model",
+            "power",
+            "health",
+            "last seen",
+        ]);
+        let items = v
+            .get("servers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for s in &items {
             t.add_row(vec![
                 cell(s.get("server_id")),
@@ -130,9 +145,24 @@ impl Output {
         if !self.is_table() {
             return self.json(v);
         }
-        let mut t = table(&["topic", "partitions", "compacted", "records (high - low)", "high watermarks"]);
-        for topic in v.get("topics").and_then(Value::as_array).cloned().unwrap_or_default() {
-            let parts = topic.get("partitions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut t = table(&[
+            "topic",
+            "partitions",
+            "compacted",
+            "records (high - low)",
+            "high watermarks",
+        ]);
+        for topic in v
+            .get("topics")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let parts = topic
+                .get("partitions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let retained: i64 = parts
                 .iter()
                 .map(|p| {
@@ -159,7 +189,12 @@ impl Output {
             return self.json(v);
         }
         let mut t = table(&["subject", "version", "id", "record"]);
-        for s in v.get("schemas").and_then(Value::as_array).cloned().unwrap_or_default() {
+        for s in v
+            .get("schemas")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
             t.add_row(vec![
                 cell(s.get("subject")),
                 cell(s.get("version")),
@@ -177,8 +212,15 @@ impl Output {
             return self.json(&results);
         }
         let mut t = table(&[
-            "backend", "records", "bytes/rec", "produce rec/s", "produce MB/s", "p50 ms", "p99 ms",
-            "consume rec/s", "consume MB/s",
+            "backend",
+            "records",
+            "bytes/rec",
+            "produce rec/s",
+            "produce MB/s",
+            "p50 ms",
+            "p99 ms",
+            "consume rec/s",
+            "consume MB/s",
         ]);
         for r in results {
             t.add_row(vec![

@@ -113,7 +113,9 @@ async fn register_external(url: &str) -> Result<HashMap<String, u32>> {
         .build()?;
     let mut ids = HashMap::new();
     for t in topics() {
-        let Some(schema) = t.schema_json else { continue };
+        let Some(schema) = t.schema_json else {
+            continue;
+        };
         let endpoint = format!(
             "{}/subjects/{}/versions",
             url.trim_end_matches('/'),
@@ -129,7 +131,10 @@ async fn register_external(url: &str) -> Result<HashMap<String, u32>> {
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("the schema registry refused {}: {status} {body}", t.subject());
+            bail!(
+                "the schema registry refused {}: {status} {body}",
+                t.subject()
+            );
         }
         let id = body["id"]
             .as_u64()

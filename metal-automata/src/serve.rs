@@ -58,11 +58,13 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
             .with_token(cfg.api.load_token()?)
             .with_schema_registry(schemas.local_registry());
         let app = ApiBuilder::new(state)
-            .merge(automata_query::fleet::routes(automata_query::fleet::FleetView::start(
-                log.clone(),
-                schemas.ids(),
-                shutdown.clone(),
-            )))
+            .merge(automata_query::fleet::routes(
+                automata_query::fleet::FleetView::start(
+                    log.clone(),
+                    schemas.ids(),
+                    shutdown.clone(),
+                ),
+            ))
             .build();
         let s = shutdown.clone();
         tasks.spawn(async move {
@@ -102,13 +104,23 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
     if roles.contains(&Role::Sink) {
         let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         tasks.spawn(async move {
-            let r = automata_sinks::run(log, automata_sinks::fleet_metrics::FleetMetricsSink::new(ids), s)
-                .await;
+            let r = automata_sinks::run(
+                log,
+                automata_sinks::fleet_metrics::FleetMetricsSink::new(ids),
+                s,
+            )
+            .await;
             ("sink", r.map_err(Into::into))
         });
     }
 
-    print_banner(&role_names, &data_dir, &log, cfg_path.as_deref(), api_url.as_deref());
+    print_banner(
+        &role_names,
+        &data_dir,
+        &log,
+        cfg_path.as_deref(),
+        api_url.as_deref(),
+    );
 
     let mut failed = None;
     tokio::select! {

@@ -114,7 +114,10 @@ async fn restore<P: Processor>(log: &MessageLog, p: &mut P) -> Result<u64, LogEr
         for r in batch {
             p.restore(&r);
             n += 1;
-            if remaining.get(&r.partition).is_some_and(|high| r.offset + 1 >= *high) {
+            if remaining
+                .get(&r.partition)
+                .is_some_and(|high| r.offset + 1 >= *high)
+            {
                 remaining.remove(&r.partition);
             }
         }
@@ -147,7 +150,8 @@ where
             }
             Err(e) => {
                 tracing::warn!(processor = name, error = %e, retry_in = ?backoff, "processor loop failed; restarting from committed offsets");
-                metrics::counter!("automata_processor_restarts_total", "processor" => name).increment(1);
+                metrics::counter!("automata_processor_restarts_total", "processor" => name)
+                    .increment(1);
             }
         }
         tokio::select! {
@@ -167,7 +171,11 @@ async fn run_once<P: Processor>(
     let name = p.name();
     let restored = restore(log, p).await?;
     if restored > 0 {
-        tracing::info!(processor = name, records = restored, "state restored from changelog");
+        tracing::info!(
+            processor = name,
+            records = restored,
+            "state restored from changelog"
+        );
     }
     let inputs = p.inputs();
     let mut consumer = log.consumer(name, &inputs, StartFrom::Earliest)?;
@@ -202,11 +210,15 @@ async fn run_once<P: Processor>(
         }
         p.end_batch(&mut outputs);
         let n_out = outputs.len();
-        tx.commit(&consumer, outputs, offsets_to_commit(&batch)).await?;
-        metrics::counter!("automata_processor_records_total", "processor" => name).increment(batch.len() as u64);
-        metrics::counter!("automata_processor_outputs_total", "processor" => name).increment(n_out as u64);
+        tx.commit(&consumer, outputs, offsets_to_commit(&batch))
+            .await?;
+        metrics::counter!("automata_processor_records_total", "processor" => name)
+            .increment(batch.len() as u64);
+        metrics::counter!("automata_processor_outputs_total", "processor" => name)
+            .increment(n_out as u64);
         if rejected > 0 {
-            metrics::counter!("automata_processor_rejected_total", "processor" => name).increment(rejected);
+            metrics::counter!("automata_processor_rejected_total", "processor" => name)
+                .increment(rejected);
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automata_log::{ConsumedRecord, Record};
-use automata_schemas::catalog::{INVENTORY_SNAPSHOTS, SERVERS_STATE, TELEMETRY_READINGS, TopicSpec, topic};
+use automata_schemas::catalog::{
+    INVENTORY_SNAPSHOTS, SERVERS_STATE, TELEMETRY_READINGS, TopicSpec, topic,
+};
 use automata_schemas::types::{InventorySnapshot, ServerState, TelemetryReading};
 use automata_schemas::{SchemaIds, decode, encode};
 
@@ -41,7 +43,11 @@ impl ServerStateProcessor {
         Ok((spec, id))
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, name: &'static str, r: &ConsumedRecord) -> Result<T, Rejection> {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &'static str,
+        r: &ConsumedRecord,
+    ) -> Result<T, Rejection> {
         let (spec, id) = self.spec(name)?;
         let value = r
             .record
@@ -75,7 +81,12 @@ impl Processor for ServerStateProcessor {
     }
 
     fn restore(&mut self, r: &ConsumedRecord) {
-        let Some(key) = r.record.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+        let Some(key) = r
+            .record
+            .key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+        else {
             return;
         };
         if r.record.value.is_none() {
@@ -86,11 +97,17 @@ impl Processor for ServerStateProcessor {
             Ok(s) => {
                 self.servers.insert(key, s);
             }
-            Err(Rejection(e)) => tracing::warn!(offset = r.offset, error = %e, "skipping an unreadable servers.state record"),
+            Err(Rejection(e)) => {
+                tracing::warn!(offset = r.offset, error = %e, "skipping an unreadable servers.state record")
+            }
         }
     }
 
-    fn process(&mut self, r: &ConsumedRecord, _out: &mut Vec<(String, Record)>) -> Result<(), Rejection> {
+    fn process(
+        &mut self,
+        r: &ConsumedRecord,
+        _out: &mut Vec<(String, Record)>,
+    ) -> Result<(), Rejection> {
         match r.topic.as_str() {
             TELEMETRY_READINGS => {
                 let t: TelemetryReading = self.decode(TELEMETRY_READINGS, r)?;
@@ -120,7 +137,11 @@ impl Processor for ServerStateProcessor {
                 if let Some(v) = inv.bios.as_ref().and_then(|b| b.version.clone()) {
                     s.firmware.insert("bios".into(), v);
                 }
-                if let Some(h) = inv.components.iter().find_map(|c| c.properties.get("hostname")) {
+                if let Some(h) = inv
+                    .components
+                    .iter()
+                    .find_map(|c| c.properties.get("hostname"))
+                {
                     s.hostname = Some(h.clone());
                 }
                 let id = inv.server_id;
@@ -137,7 +158,9 @@ impl Processor for ServerStateProcessor {
             return;
         };
         for server in std::mem::take(&mut self.dirty) {
-            let Some(state) = self.servers.get(&server) else { continue };
+            let Some(state) = self.servers.get(&server) else {
+                continue;
+            };
             match encode(spec, id, state) {
                 Ok(bytes) => out.push((SERVERS_STATE.to_string(), Record::new(server, bytes))),
                 Err(e) => tracing::error!(server, error = %e, "cannot encode server state"),

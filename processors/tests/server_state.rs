@@ -36,9 +36,14 @@ async fn folds_telemetry_into_state_and_dead_letters_garbage() {
         let r = sample::telemetry_reading("srv-1", i);
         recs.push(Record::new("srv-1", encode(tel, 11, &r).expect("encode")));
     }
-    recs.insert(3, Record::new("srv-1", b"\x00\x00\x00\x00\x0bnot avro".to_vec()));
+    recs.insert(
+        3,
+        Record::new("srv-1", b"\x00\x00\x00\x00\x0bnot avro".to_vec()),
+    );
     recs.insert(5, Record::new("srv-1", b"{\"json\": true}".to_vec()));
-    log.send_batch(TELEMETRY_READINGS, recs).await.expect("send");
+    log.send_batch(TELEMETRY_READINGS, recs)
+        .await
+        .expect("send");
 
     let shutdown = CancellationToken::new();
     let ids2 = ids.clone();
@@ -49,33 +54,70 @@ async fn folds_telemetry_into_state_and_dead_letters_garbage() {
         shutdown.clone(),
     ));
 
-    let mut dlq = log.consumer("check-dlq", &["dead-letters"], StartFrom::Earliest).expect("consumer");
+    let mut dlq = log
+        .consumer("check-dlq", &["dead-letters"], StartFrom::Earliest)
+        .expect("consumer");
     let mut dead = Vec::new();
     while dead.len() < 2 {
-        dead.extend(dlq.recv_batch(10, Duration::from_secs(10)).await.expect("recv"));
+        dead.extend(
+            dlq.recv_batch(10, Duration::from_secs(10))
+                .await
+                .expect("recv"),
+        );
     }
     for d in &dead {
-        let reason = d.record.header(dead_letter_headers::REASON).expect("reason header");
-        assert!(String::from_utf8_lossy(reason).contains("cannot decode"), "{reason:?}");
-        assert_eq!(d.record.header(dead_letter_headers::TOPIC).map(|v| v.to_vec()), Some(TELEMETRY_READINGS.as_bytes().to_vec()));
+        let reason = d
+            .record
+            .header(dead_letter_headers::REASON)
+            .expect("reason header");
+        assert!(
+            String::from_utf8_lossy(reason).contains("cannot decode"),
+            "{reason:?}"
+        );
+        assert_eq!(
+            d.record
+                .header(dead_letter_headers::TOPIC)
+                .map(|v| v.to_vec()),
+            Some(TELEMETRY_READINGS.as_bytes().to_vec())
+        );
     }
 
-    let mut states = log.consumer("check-state", &[SERVERS_STATE], StartFrom::Earliest).expect("consumer");
+    let mut states = log
+        .consumer("check-state", &[SERVERS_STATE], StartFrom::Earliest)
+        .expect("consumer");
     let spec = topic(SERVERS_STATE).expect("spec");
     let mut latest: Option<ServerState> = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while latest.as_ref().is_none_or(|s| s.readings_count < 10) {
-        assert!(tokio::time::Instant::now() < deadline, "state never reached 10 readings: {latest:?}");
-        for r in states.recv_batch(100, Duration::from_millis(500)).await.expect("recv") {
-            latest = Some(decode(spec, 12, r.record.value.as_deref().expect("value")).expect("decode"));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "state never reached 10 readings: {latest:?}"
+        );
+        for r in states
+            .recv_batch(100, Duration::from_millis(500))
+            .await
+            .expect("recv")
+        {
+            latest =
+                Some(decode(spec, 12, r.record.value.as_deref().expect("value")).expect("decode"));
         }
     }
     let s = latest.expect("state");
     assert_eq!(s.server_id, "srv-1");
-    assert!(s.latest_readings.contains_key("chassis.1U.temperature.inlet"));
+    assert!(
+        s.latest_readings
+            .contains_key("chassis.1U.temperature.inlet")
+    );
 
     // The processor went on after the bad records and committed its input offsets.
-    let committed = log.committed("server-state", TELEMETRY_READINGS, automata_log::partitioner::partition_for_key(b"srv-1", 6)).await.expect("committed");
+    let committed = log
+        .committed(
+            "server-state",
+            TELEMETRY_READINGS,
+            automata_log::partitioner::partition_for_key(b"srv-1", 6),
+        )
+        .await
+        .expect("committed");
     assert_eq!(committed, Some(12));
     shutdown.cancel();
     task.await.expect("join").expect("processor");

@@ -79,7 +79,11 @@ impl HostSampler {
                 let total = cpu.total.saturating_sub(prev.total);
                 if total > 0 {
                     let busy = cpu.busy.saturating_sub(prev.busy);
-                    out.push(util("host.cpu.utilization", "CPU utilization", 100.0 * busy as f64 / total as f64));
+                    out.push(util(
+                        "host.cpu.utilization",
+                        "CPU utilization",
+                        100.0 * busy as f64 / total as f64,
+                    ));
                 }
             }
             self.last_cpu = Some(cpu);
@@ -105,7 +109,11 @@ fn util(id: &str, name: &str, value: f64) -> HostSample {
 fn read_cpu_times(path: &Path) -> Option<CpuTimes> {
     let s = std::fs::read_to_string(path).ok()?;
     let line = s.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 4 {
         return None;
     }
@@ -144,7 +152,9 @@ fn read_hwmon(dir: &Path) -> Vec<HostSample> {
         let chip_name = std::fs::read_to_string(chip.join("name"))
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "hwmon".into());
-        let Ok(files) = std::fs::read_dir(&chip) else { continue };
+        let Ok(files) = std::fs::read_dir(&chip) else {
+            continue;
+        };
         let mut files: Vec<String> = files
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|f| f.ends_with("_input"))
@@ -184,53 +194,15 @@ fn read_hwmon(dir: &Path) -> Vec<HostSample> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, body).expect("write");
-    }
-
-    #[test]
-    fn reads_proc_and_hwmon_with_normalised_units() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let r = d.path();
-        write(r, "proc/stat", "cpu  100 0 100 800 0 0 0 0 0 0\n");
-        write(r, "proc/meminfo", "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 250 kB\n");
-        write(r, "sys/class/hwmon/hwmon0/name", "coretemp\n");
-        write(r, "sys/class/hwmon/hwmon0/temp1_input", "45500\n");
-        write(r, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
-        write(r, "sys/class/hwmon/hwmon0/fan2_input", "garbage\n");
-        write(r, "sys/class/hwmon/hwmon1/name", "psu\n");
-        write(r, "sys/class/hwmon/hwmon1/power1_input", "250000000\n");
-        let mut s = HostSampler::new(r);
-        let first = s.sample();
-        assert!(first.iter().all(|x| x.sensor_id != "host.cpu.utilization"), "needs two samples");
-        write(r, "proc/stat", "cpu  150 0 150 900 0 0 0 0 0 0\n");
-        let second = s.sample();
-        let get = |id: &str| second.iter().find(|x| x.sensor_id == id).cloned();
-        assert_eq!(get("host.cpu.utilization").map(|x| x.value.round()), Some(50.0));
-        assert_eq!(get("host.memory.utilization").map(|x| x.value), Some(75.0));
-        let t = get("hwmon.coretemp.temp1").expect("temperature");
-        assert_eq!((t.value, t.unit, t.name.as_str()), (45.5, "Cel", "coretemp Package id 0"));
-        assert!(get("hwmon.coretemp.fan2").is_none(), "unparsable input is skipped");
-        assert_eq!(get("hwmon.psu.power1").map(|x| x.value), Some(250.0));
-    }
-
-    #[test]
-    fn a_missing_proc_gives_no_samples_and_no_error() {
-        let d = tempfile::tempdir().expect("tempdir");
-        assert!(HostSampler::new(d.path()).sample().is_empty());
-        assert_eq!(host_identity(d.path()), None);
-    }
-}
-
 /// A minimal inventory of this host: DMI identity when the machine has it, CPU model, host name.
-pub fn host_inventory(root: &Path, server_id: &str, now_ms: i64) -> automata_schemas::types::InventorySnapshot {
-    use automata_schemas::types::{Component, ComponentKind, InventorySnapshot, InventorySource, SystemIdentity};
+pub fn host_inventory(
+    root: &Path,
+    server_id: &str,
+    now_ms: i64,
+) -> automata_schemas::types::InventorySnapshot {
+    use automata_schemas::types::{
+        Component, ComponentKind, InventorySnapshot, InventorySource, SystemIdentity,
+    };
     let dmi = |f: &str| {
         std::fs::read_to_string(root.join("sys/class/dmi/id").join(f))
             .ok()
@@ -239,7 +211,8 @@ pub fn host_inventory(root: &Path, server_id: &str, now_ms: i64) -> automata_sch
     };
     let mut errors = Vec::new();
     if dmi("sys_vendor").is_none() {
-        errors.push("no SMBIOS/DMI tables (/sys/class/dmi/id): identity from /etc/machine-id".into());
+        errors
+            .push("no SMBIOS/DMI tables (/sys/class/dmi/id): identity from /etc/machine-id".into());
     }
     let cpuinfo = std::fs::read_to_string(root.join("proc/cpuinfo")).unwrap_or_default();
     let model = cpuinfo
@@ -247,7 +220,10 @@ pub fn host_inventory(root: &Path, server_id: &str, now_ms: i64) -> automata_sch
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string());
-    let threads = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let threads = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let hostname = std::fs::read_to_string(root.join("proc/sys/kernel/hostname"))
         .ok()
         .map(|s| s.trim().to_string());
@@ -336,14 +312,22 @@ pub async fn run(
     const NAME: &str = "host";
     let root = Path::new("/");
     let Some(server_id) = host_identity(root) else {
-        tracing::warn!("this host has neither a DMI UUID nor /etc/machine-id: not collecting its telemetry");
+        tracing::warn!(
+            "this host has neither a DMI UUID nor /etc/machine-id: not collecting its telemetry"
+        );
         shutdown.cancelled().await;
         return Ok(());
     };
-    let tel = topic(TELEMETRY_READINGS).ok_or(crate::ProducerError::NoSchema(TELEMETRY_READINGS))?;
-    let inv = topic(INVENTORY_SNAPSHOTS).ok_or(crate::ProducerError::NoSchema(INVENTORY_SNAPSHOTS))?;
-    let tel_id = ids.get(TELEMETRY_READINGS).ok_or(crate::ProducerError::NoSchema(TELEMETRY_READINGS))?;
-    let inv_id = ids.get(INVENTORY_SNAPSHOTS).ok_or(crate::ProducerError::NoSchema(INVENTORY_SNAPSHOTS))?;
+    let tel =
+        topic(TELEMETRY_READINGS).ok_or(crate::ProducerError::NoSchema(TELEMETRY_READINGS))?;
+    let inv =
+        topic(INVENTORY_SNAPSHOTS).ok_or(crate::ProducerError::NoSchema(INVENTORY_SNAPSHOTS))?;
+    let tel_id = ids
+        .get(TELEMETRY_READINGS)
+        .ok_or(crate::ProducerError::NoSchema(TELEMETRY_READINGS))?;
+    let inv_id = ids
+        .get(INVENTORY_SNAPSHOTS)
+        .ok_or(crate::ProducerError::NoSchema(INVENTORY_SNAPSHOTS))?;
     tracing::info!(server_id, every = ?every, "collecting this host's telemetry");
     let mut sampler = HostSampler::new(root);
     let mut tick = tokio::time::interval(every);
@@ -356,17 +340,32 @@ pub async fn run(
         let now = automata_log::now_ms();
         if last_inventory.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600)) {
             let snap = host_inventory(root, &server_id, now);
-            let bytes = automata_schemas::encode(inv, inv_id, &snap)
-                .map_err(|source| crate::ProducerError::Encode { collector: NAME, source })?;
-            match log.send(INVENTORY_SNAPSHOTS, automata_log::Record::new(server_id.clone(), bytes)).await {
+            let bytes = automata_schemas::encode(inv, inv_id, &snap).map_err(|source| {
+                crate::ProducerError::Encode {
+                    collector: NAME,
+                    source,
+                }
+            })?;
+            match log
+                .send(
+                    INVENTORY_SNAPSHOTS,
+                    automata_log::Record::new(server_id.clone(), bytes),
+                )
+                .await
+            {
                 Ok(_) => last_inventory = Some(std::time::Instant::now()),
-                Err(e) => tracing::warn!(error = %e, "cannot publish this host's inventory; retrying next tick"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot publish this host's inventory; retrying next tick")
+                }
             }
         }
         let mut records = Vec::new();
         for s in sampler.sample() {
             let bytes = automata_schemas::encode(tel, tel_id, &reading(&server_id, s, now))
-                .map_err(|source| crate::ProducerError::Encode { collector: NAME, source })?;
+                .map_err(|source| crate::ProducerError::Encode {
+                    collector: NAME,
+                    source,
+                })?;
             records.push(automata_log::Record::new(server_id.clone(), bytes).with_timestamp(now));
         }
         if records.is_empty() {
@@ -374,11 +373,73 @@ pub async fn run(
         }
         let n = records.len();
         match log.send_batch(TELEMETRY_READINGS, records).await {
-            Ok(_) => metrics::counter!("automata_collector_readings_total", "collector" => NAME).increment(n as u64),
+            Ok(_) => metrics::counter!("automata_collector_readings_total", "collector" => NAME)
+                .increment(n as u64),
             Err(e) => {
-                metrics::counter!("automata_collector_errors_total", "collector" => NAME).increment(1);
+                metrics::counter!("automata_collector_errors_total", "collector" => NAME)
+                    .increment(1);
                 tracing::warn!(error = %e, "cannot publish this host's readings; retrying next tick");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, body: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+
+    #[test]
+    fn reads_proc_and_hwmon_with_normalised_units() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let r = d.path();
+        write(r, "proc/stat", "cpu  100 0 100 800 0 0 0 0 0 0\n");
+        write(
+            r,
+            "proc/meminfo",
+            "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 250 kB\n",
+        );
+        write(r, "sys/class/hwmon/hwmon0/name", "coretemp\n");
+        write(r, "sys/class/hwmon/hwmon0/temp1_input", "45500\n");
+        write(r, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+        write(r, "sys/class/hwmon/hwmon0/fan2_input", "garbage\n");
+        write(r, "sys/class/hwmon/hwmon1/name", "psu\n");
+        write(r, "sys/class/hwmon/hwmon1/power1_input", "250000000\n");
+        let mut s = HostSampler::new(r);
+        let first = s.sample();
+        assert!(
+            first.iter().all(|x| x.sensor_id != "host.cpu.utilization"),
+            "needs two samples"
+        );
+        write(r, "proc/stat", "cpu  150 0 150 900 0 0 0 0 0 0\n");
+        let second = s.sample();
+        let get = |id: &str| second.iter().find(|x| x.sensor_id == id).cloned();
+        assert_eq!(
+            get("host.cpu.utilization").map(|x| x.value.round()),
+            Some(50.0)
+        );
+        assert_eq!(get("host.memory.utilization").map(|x| x.value), Some(75.0));
+        let t = get("hwmon.coretemp.temp1").expect("temperature");
+        assert_eq!(
+            (t.value, t.unit, t.name.as_str()),
+            (45.5, "Cel", "coretemp Package id 0")
+        );
+        assert!(
+            get("hwmon.coretemp.fan2").is_none(),
+            "unparsable input is skipped"
+        );
+        assert_eq!(get("hwmon.psu.power1").map(|x| x.value), Some(250.0));
+    }
+
+    #[test]
+    fn a_missing_proc_gives_no_samples_and_no_error() {
+        let d = tempfile::tempdir().expect("tempdir");
+        assert!(HostSampler::new(d.path()).sample().is_empty());
+        assert_eq!(host_identity(d.path()), None);
     }
 }

@@ -58,7 +58,9 @@ impl FleetView {
     async fn tail(&self, shutdown: &CancellationToken) -> Result<(), automata_log::LogError> {
         // A private group per process: every API replica holds the whole view.
         let group = format!("api-view-{}", uuid::Uuid::new_v4().simple());
-        let mut c = self.log.consumer(&group, &[SERVERS_STATE], StartFrom::Earliest)?;
+        let mut c = self
+            .log
+            .consumer(&group, &[SERVERS_STATE], StartFrom::Earliest)?;
         let Some(spec) = topic(SERVERS_STATE) else {
             return Ok(());
         };
@@ -89,7 +91,9 @@ impl FleetView {
                         Ok(s) => {
                             servers.insert(key, s);
                         }
-                        Err(e) => tracing::debug!(offset = r.offset, error = %e, "unreadable servers.state record skipped"),
+                        Err(e) => {
+                            tracing::debug!(offset = r.offset, error = %e, "unreadable servers.state record skipped")
+                        }
                     },
                 }
             }

@@ -22,10 +22,10 @@
 
 mod auth;
 pub mod error;
+pub mod fleet;
 mod http_metrics;
 pub mod registry;
 mod service;
-pub mod fleet;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -5,7 +5,9 @@
 //! (`{"error_code": 40401, "message": "..."}`) and content type, so stock serializers
 //! (Java, librdkafka-based, Python) work against it unchanged.
 
-use automata_schemas::registry::{RegisteredSchema, RegistryError, SchemaRegistry, VersionSelector};
+use automata_schemas::registry::{
+    RegisteredSchema, RegistryError, SchemaRegistry, VersionSelector,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
@@ -344,7 +346,7 @@ async fn list_versions(
     request_body(content = SchemaRequest, content_type = CONTENT_TYPE),
     responses(
         (status = 200, description = "The schema's id", content_type = CONTENT_TYPE, body = RegisterResponse),
-        (status = 409, description = "40901: incompatible with the subject's latest schema", content_type = CONTENT_TYPE, body = RegistryErrorBody),
+        (status = 409, description = "409: incompatible with the subject's latest schema", content_type = CONTENT_TYPE, body = RegistryErrorBody),
         (status = 422, description = "42201: not a valid schema", content_type = CONTENT_TYPE, body = RegistryErrorBody),
     )
 )]
@@ -460,20 +462,11 @@ fn usages(registry: &SchemaRegistry, id: &str) -> Result<Vec<SubjectVersion>, Re
         .map_err(|_| RegistryApiError::schema_not_found(id))?;
     // Fails with 40403 when the id is unknown.
     registry.schema_by_id(numeric)?;
-    let mut found = Vec::new();
-    for subject in registry.subjects() {
-        // A subject deleted meanwhile simply contributes nothing.
-        for version in registry.versions(&subject).unwrap_or_default() {
-            if let Ok(s) = registry.version(&subject, VersionSelector::Number(version))
-                && s.id == numeric
-            {
-                found.push(SubjectVersion {
-                    subject: subject.clone(),
-                    version,
-                });
-            }
-        }
-    }
+    let found = registry
+        .subject_versions_of(numeric)
+        .into_iter()
+        .map(|(subject, version)| SubjectVersion { subject, version })
+        .collect();
     Ok(found)
 }
 

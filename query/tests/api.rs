@@ -156,28 +156,32 @@ async fn requests_are_counted_by_route_and_status() -> TestResult {
 
     let page =
         common::body_text(call(&app, request(Method::GET, "/metrics", LOCAL)).await?).await?;
+    // The recorder is process-wide and other tests in this binary count too: at least ours.
+    let count = |series: &str| -> u64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
     assert!(
-        page.contains(
-            r#"automata_http_requests_total{method="GET",route="/api/v1/status",status="200"} 1"#
-        ),
+        count(r#"automata_http_requests_total{method="GET",route="/api/v1/status",status="200"}"#)
+            >= 1,
         "{page}"
     );
     assert!(
-        page.contains(
-            r#"automata_http_requests_total{method="GET",route="/api/v1/status",status="401"} 1"#
-        ),
+        count(r#"automata_http_requests_total{method="GET",route="/api/v1/status",status="401"}"#)
+            >= 1,
         "{page}"
     );
     // Unmatched paths are folded into one label value, never the raw path.
     assert!(
-        page.contains(
-            r#"automata_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
-        ),
+        count(r#"automata_http_requests_total{method="GET",route="unmatched",status="404"}"#) >= 1,
         "{page}"
     );
-    assert!(!page.contains("/no/such/thing"), "{page}");
+    assert!(!page.contains("/no/such/thing/42"), "{page}");
     assert!(
-        page.contains(r#"automata_http_request_duration_seconds_count{method="GET",route="/api/v1/status",status="200"} 1"#),
+        count(
+            r#"automata_http_request_duration_seconds_count{method="GET",route="/api/v1/status",status="200"}"#
+        ) >= 1,
         "{page}"
     );
     Ok(())

@@ -329,6 +329,13 @@ async fn errors_use_confluent_codes() -> TestResult {
         (
             Method::POST,
             "/subjects/servers-value/versions",
+            Some(json!({"schema": V3_INCOMPATIBLE})),
+            StatusCode::CONFLICT,
+            409,
+        ),
+        (
+            Method::POST,
+            "/subjects/servers-value/versions",
             Some(json!({"schemaa": V2})),
             StatusCode::BAD_REQUEST,
             400,

@@ -72,19 +72,96 @@ macro_rules! avro {
 }
 
 static TOPICS: &[TopicSpec] = &[
-    avro!(INVENTORY_SNAPSHOTS, "InventorySnapshot", "server_id", false, 6, Some(30 * DAY_MS)),
-    avro!(INVENTORY_CHANGES, "ComponentChange", "server_id", false, 6, None),
+    avro!(
+        INVENTORY_SNAPSHOTS,
+        "InventorySnapshot",
+        "server_id",
+        false,
+        6,
+        Some(30 * DAY_MS)
+    ),
+    avro!(
+        INVENTORY_CHANGES,
+        "ComponentChange",
+        "server_id",
+        false,
+        6,
+        None
+    ),
     avro!(SERVERS_STATE, "ServerState", "server_id", true, 6, None),
-    avro!(TELEMETRY_READINGS, "TelemetryReading", "server_id", false, 6, Some(7 * DAY_MS)),
+    avro!(
+        TELEMETRY_READINGS,
+        "TelemetryReading",
+        "server_id",
+        false,
+        6,
+        Some(7 * DAY_MS)
+    ),
     avro!(HEALTH_EVENTS, "HealthEvent", "server_id", false, 6, None),
-    avro!(HEALTH_STATE, "HealthState", "server_id/component_id", true, 6, None),
-    avro!(FIRMWARE_ARTIFACTS, "FirmwareArtifact", "sha256", true, 3, None),
-    avro!(FIRMWARE_SCANS, "FirmwareScanResult", "sha256", false, 3, None),
-    avro!(COMMANDS_REQUESTS, "CommandRequest", "server_id", false, 6, None),
-    avro!(COMMANDS_RESULTS, "CommandResult", "server_id", false, 6, None),
-    avro!(WORKFLOWS_EVENTS, "WorkflowEvent", "workflow_id", false, 6, None),
-    avro!(TPM_REGISTRATIONS, "TpmRegistration", "server_id", true, 3, None),
-    avro!(BENCH_RESULTS, "BenchmarkResult", "server_id", false, 3, None),
+    avro!(
+        HEALTH_STATE,
+        "HealthState",
+        "server_id/component_id",
+        true,
+        6,
+        None
+    ),
+    avro!(
+        FIRMWARE_ARTIFACTS,
+        "FirmwareArtifact",
+        "sha256",
+        true,
+        3,
+        None
+    ),
+    avro!(
+        FIRMWARE_SCANS,
+        "FirmwareScanResult",
+        "sha256",
+        false,
+        3,
+        None
+    ),
+    avro!(
+        COMMANDS_REQUESTS,
+        "CommandRequest",
+        "server_id",
+        false,
+        6,
+        None
+    ),
+    avro!(
+        COMMANDS_RESULTS,
+        "CommandResult",
+        "server_id",
+        false,
+        6,
+        None
+    ),
+    avro!(
+        WORKFLOWS_EVENTS,
+        "WorkflowEvent",
+        "workflow_id",
+        false,
+        6,
+        None
+    ),
+    avro!(
+        TPM_REGISTRATIONS,
+        "TpmRegistration",
+        "server_id",
+        true,
+        3,
+        None
+    ),
+    avro!(
+        BENCH_RESULTS,
+        "BenchmarkResult",
+        "server_id",
+        false,
+        3,
+        None
+    ),
     avro!(DIAGNOSES, "Diagnosis", "server_id", false, 3, None),
     TopicSpec {
         name: SCHEMAS,

@@ -35,8 +35,14 @@ fn avro_err(e: impl std::fmt::Display) -> CodecError {
 }
 
 /// Encodes `value` as a `topic` record written with schema `schema_id`.
-pub fn encode<T: Serialize>(topic: &TopicSpec, schema_id: u32, value: &T) -> Result<Vec<u8>, CodecError> {
-    let schema = topic.schema().ok_or_else(|| CodecError::NotAvro(topic.name.into()))?;
+pub fn encode<T: Serialize>(
+    topic: &TopicSpec,
+    schema_id: u32,
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
+    let schema = topic
+        .schema()
+        .ok_or_else(|| CodecError::NotAvro(topic.name.into()))?;
     // Serialises straight from serde into Avro: no intermediate `Value`.
     let body = GenericDatumWriter::builder(schema)
         .build()
@@ -47,8 +53,14 @@ pub fn encode<T: Serialize>(topic: &TopicSpec, schema_id: u32, value: &T) -> Res
 }
 
 /// Decodes a `topic` record written with schema `schema_id` into `T`.
-pub fn decode<T: DeserializeOwned>(topic: &TopicSpec, schema_id: u32, bytes: &[u8]) -> Result<T, CodecError> {
-    let schema = topic.schema().ok_or_else(|| CodecError::NotAvro(topic.name.into()))?;
+pub fn decode<T: DeserializeOwned>(
+    topic: &TopicSpec,
+    schema_id: u32,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    let schema = topic
+        .schema()
+        .ok_or_else(|| CodecError::NotAvro(topic.name.into()))?;
     let (id, mut body) = unframe(bytes)?;
     if id != schema_id {
         return Err(CodecError::UnknownSchemaId {
@@ -62,7 +74,10 @@ pub fn decode<T: DeserializeOwned>(topic: &TopicSpec, schema_id: u32, bytes: &[u
         .read_value(&mut body)
         .map_err(avro_err)?;
     if !body.is_empty() {
-        return Err(CodecError::Avro(format!("{} trailing bytes after the record", body.len())));
+        return Err(CodecError::Avro(format!(
+            "{} trailing bytes after the record",
+            body.len()
+        )));
     }
     from_value(&v).map_err(avro_err)
 }

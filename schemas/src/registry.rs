@@ -212,7 +212,11 @@ impl SchemaRegistry {
     }
 
     /// One version of a subject.
-    pub fn version(&self, subject: &str, sel: VersionSelector) -> Result<RegisteredSchema, RegistryError> {
+    pub fn version(
+        &self,
+        subject: &str,
+        sel: VersionSelector,
+    ) -> Result<RegisteredSchema, RegistryError> {
         let st = self.read();
         let ids = st
             .subjects
@@ -402,19 +406,50 @@ mod tests {
         let log = Arc::new(MemoryRegistryLog::default());
         let r = SchemaRegistry::new(log.clone());
         let id1 = r.register("t-value", V1).await.expect("v1");
-        assert_eq!(r.register("t-value", V1).await.expect("again"), id1, "idempotent");
-        let id2 = r.register("t-value", V2).await.expect("v2 adds a field with a default");
+        assert_eq!(
+            r.register("t-value", V1).await.expect("again"),
+            id1,
+            "idempotent"
+        );
+        let id2 = r
+            .register("t-value", V2)
+            .await
+            .expect("v2 adds a field with a default");
         assert_ne!(id1, id2);
         let e = r.register("t-value", BAD).await.expect_err("no default");
         assert_eq!(e.error_code(), 409);
         assert_eq!(r.versions("t-value").expect("versions"), vec![1, 2]);
-        assert_eq!(r.version("t-value", VersionSelector::Latest).expect("latest").id, id2);
+        assert_eq!(
+            r.version("t-value", VersionSelector::Latest)
+                .expect("latest")
+                .id,
+            id2
+        );
         assert_eq!(r.lookup("t-value", V1).expect("lookup").version, 1);
-        assert_eq!(r.register("other-value", V1).await.expect("same schema"), id1, "ids are global");
-        assert!(!r.check_compatibility("t-value", VersionSelector::Latest, BAD).expect("check").is_compatible);
-        assert_eq!(r.version("nope", VersionSelector::Latest).expect_err("x").error_code(), 40401);
+        assert_eq!(
+            r.register("other-value", V1).await.expect("same schema"),
+            id1,
+            "ids are global"
+        );
+        assert!(
+            !r.check_compatibility("t-value", VersionSelector::Latest, BAD)
+                .expect("check")
+                .is_compatible
+        );
+        assert_eq!(
+            r.version("nope", VersionSelector::Latest)
+                .expect_err("x")
+                .error_code(),
+            40401
+        );
         assert_eq!(r.schema_by_id(12345).expect_err("x").error_code(), 40403);
-        assert_eq!(r.register("t-value", "{not json").await.expect_err("x").error_code(), 42201);
+        assert_eq!(
+            r.register("t-value", "{not json")
+                .await
+                .expect_err("x")
+                .error_code(),
+            42201
+        );
 
         // A second registry replaying the records converges on the same state.
         let replica = SchemaRegistry::new(Arc::new(MemoryRegistryLog::default()));
@@ -422,7 +457,10 @@ mod tests {
             replica.apply(k, Some(v));
         }
         assert_eq!(replica.subjects(), r.subjects());
-        assert_eq!(replica.version("t-value", VersionSelector::Number(2)), r.version("t-value", VersionSelector::Number(2)));
+        assert_eq!(
+            replica.version("t-value", VersionSelector::Number(2)),
+            r.version("t-value", VersionSelector::Number(2))
+        );
         replica.apply(b"garbage", Some(b"{"));
         replica.apply(br#"{"keytype":"NOOP","magic":0}"#, None);
     }
@@ -432,6 +470,10 @@ mod tests {
         let r = SchemaRegistry::new(Arc::new(MemoryRegistryLog::default()));
         let ids = r.register_catalog().await.expect("catalog");
         assert!(ids.contains_key(crate::catalog::TELEMETRY_READINGS));
-        assert_eq!(r.register_catalog().await.expect("again"), ids, "stable ids");
+        assert_eq!(
+            r.register_catalog().await.expect("again"),
+            ids,
+            "stable ids"
+        );
     }
 }

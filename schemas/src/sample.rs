@@ -30,7 +30,8 @@ pub fn telemetry_reading(server: &str, seq: u64) -> TelemetryReading {
 
 /// That reading, encoded in the Confluent wire format.
 pub fn telemetry_reading_bytes(server: &str, seq: u64) -> Result<Vec<u8>, CodecError> {
-    let spec = topic(TELEMETRY_READINGS).ok_or_else(|| CodecError::NotAvro(TELEMETRY_READINGS.into()))?;
+    let spec =
+        topic(TELEMETRY_READINGS).ok_or_else(|| CodecError::NotAvro(TELEMETRY_READINGS.into()))?;
     encode(spec, SAMPLE_SCHEMA_ID, &telemetry_reading(server, seq))
 }
 
@@ -85,7 +86,10 @@ mod tests {
             errors: vec![],
         };
         let b = encode(spec, 2, &inv).expect("encode");
-        assert_eq!(decode::<InventorySnapshot>(spec, 2, &b).expect("decode"), inv);
+        assert_eq!(
+            decode::<InventorySnapshot>(spec, 2, &b).expect("decode"),
+            inv
+        );
     }
 
     #[test]
@@ -95,8 +99,13 @@ mod tests {
         for n in 0..good.len() {
             let _ = decode::<TelemetryReading>(spec, SAMPLE_SCHEMA_ID, &good[..n]);
         }
-        assert!(decode::<TelemetryReading>(spec, SAMPLE_SCHEMA_ID, &good[..good.len() - 1]).is_err());
-        assert!(decode::<TelemetryReading>(spec, 2, &good).is_err(), "wrong schema id");
+        assert!(
+            decode::<TelemetryReading>(spec, SAMPLE_SCHEMA_ID, &good[..good.len() - 1]).is_err()
+        );
+        assert!(
+            decode::<TelemetryReading>(spec, 2, &good).is_err(),
+            "wrong schema id"
+        );
         let mut garbage = good.clone();
         for b in garbage.iter_mut().skip(5) {
             *b = 0xff;

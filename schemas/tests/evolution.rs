@@ -17,7 +17,11 @@ fn avro_dir() -> PathBuf {
 fn field_names(json: &serde_json::Value) -> BTreeSet<String> {
     json["fields"]
         .as_array()
-        .map(|f| f.iter().filter_map(|x| x["name"].as_str().map(String::from)).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -57,18 +61,31 @@ fn every_schema_evolves_compatibly_from_each_release() {
         if path.extension().and_then(|e| e.to_str()) != Some("avsc") {
             continue;
         }
-        let record = path.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+        let record = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_string();
         let current = std::fs::read_to_string(&path).expect("read");
         let history = avro_dir().join("history").join(&record);
         let releases: Vec<PathBuf> = std::fs::read_dir(&history)
-            .unwrap_or_else(|_| panic!("{record} has no released version under {}", history.display()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{record} has no released version under {}",
+                    history.display()
+                )
+            })
             .map(|e| e.expect("entry").path())
             .collect();
         assert!(!releases.is_empty(), "{record}: no released version");
         for r in releases {
             let released = std::fs::read_to_string(&r).expect("read");
             let problems = evolution_problems(&released, &current);
-            assert!(problems.is_empty(), "{record} vs {}: {problems:?}", r.display());
+            assert!(
+                problems.is_empty(),
+                "{record} vs {}: {problems:?}",
+                r.display()
+            );
             checked += 1;
         }
     }

@@ -49,14 +49,17 @@ impl Sink for FleetMetricsSink {
     }
 
     async fn write(&mut self, batch: &[ConsumedRecord]) -> Result<(), SinkError> {
-        let (Some(spec), Some(id)) = (topic(TELEMETRY_READINGS), self.ids.get(TELEMETRY_READINGS)) else {
+        let (Some(spec), Some(id)) = (topic(TELEMETRY_READINGS), self.ids.get(TELEMETRY_READINGS))
+        else {
             return Err(SinkError::Write {
                 sink: "fleet-metrics",
                 message: "no registered schema for telemetry.readings".into(),
             });
         };
         for r in batch {
-            let Some(value) = r.record.value.as_deref() else { continue };
+            let Some(value) = r.record.value.as_deref() else {
+                continue;
+            };
             match decode::<TelemetryReading>(spec, id, value) {
                 Ok(t) => metrics::gauge!(
                     metric_name(t.kind),
@@ -67,7 +70,9 @@ impl Sink for FleetMetricsSink {
                 )
                 .set(t.value),
                 // A metrics view skips what it cannot read; the processors dead-letter it.
-                Err(e) => tracing::debug!(offset = r.offset, error = %e, "unreadable reading skipped"),
+                Err(e) => {
+                    tracing::debug!(offset = r.offset, error = %e, "unreadable reading skipped")
+                }
             }
         }
         Ok(())

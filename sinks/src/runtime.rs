@@ -44,7 +44,11 @@ pub trait Sink: Send + 'static {
 }
 
 /// Runs a sink until `shutdown`, retrying failed batches with backoff.
-pub async fn run<S: Sink>(log: MessageLog, mut sink: S, shutdown: CancellationToken) -> Result<(), SinkError> {
+pub async fn run<S: Sink>(
+    log: MessageLog,
+    mut sink: S,
+    shutdown: CancellationToken,
+) -> Result<(), SinkError> {
     let name = sink.name();
     let mut consumer = log.consumer(name, &sink.inputs(), sink.start_from())?;
     loop {
@@ -60,7 +64,8 @@ pub async fn run<S: Sink>(log: MessageLog, mut sink: S, shutdown: CancellationTo
             match sink.write(&batch).await {
                 Ok(()) => break,
                 Err(e) => {
-                    metrics::counter!("automata_sink_write_errors_total", "sink" => name).increment(1);
+                    metrics::counter!("automata_sink_write_errors_total", "sink" => name)
+                        .increment(1);
                     tracing::warn!(sink = name, error = %e, retry_in = ?backoff, "sink write failed");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
@@ -71,6 +76,7 @@ pub async fn run<S: Sink>(log: MessageLog, mut sink: S, shutdown: CancellationTo
             }
         }
         consumer.commit(&offsets_to_commit(&batch)).await?;
-        metrics::counter!("automata_sink_records_total", "sink" => name).increment(batch.len() as u64);
+        metrics::counter!("automata_sink_records_total", "sink" => name)
+            .increment(batch.len() as u64);
     }
 }

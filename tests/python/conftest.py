@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-BIN = os.environ.get("METAL_AUTOMATA_BIN", "metal-automata")
-KAFKA = os.environ.get("METAL_AUTOMATA_TEST_KAFKA")
+BIN = os.environ.get("MA_TEST_BIN", "metal-automata")
+KAFKA = os.environ.get("MA_TEST_KAFKA")
 
 
 def free_port():
@@ -39,7 +39,7 @@ def wait_http(url, timeout=60, proc=None):
 def kafka_brokers():
     if not KAFKA:
         if os.environ.get("CI"):
-            pytest.fail("METAL_AUTOMATA_TEST_KAFKA must be set under CI")
+            pytest.fail("MA_TEST_KAFKA must be set under CI")
         pytest.skip("no test Kafka broker (scripts/test.sh starts one)")
     return KAFKA
 

@@ -65,7 +65,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.buf.len() < n {
-            return Err(format!("truncated: wanted {n} bytes, {} left", self.buf.len()));
+            return Err(format!(
+                "truncated: wanted {n} bytes, {} left",
+                self.buf.len()
+            ));
         }
         let (a, b) = self.buf.split_at(n);
         self.buf = b;
@@ -143,7 +146,10 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let enc = encode(&Record::new("key", "value").with_header("a", "b"), 7);
         for n in 0..enc.len() {
-            assert!(decode(Bytes::copy_from_slice(&enc[..n])).is_err(), "prefix {n}");
+            assert!(
+                decode(Bytes::copy_from_slice(&enc[..n])).is_err(),
+                "prefix {n}"
+            );
         }
         let mut bad = enc.clone();
         bad[0] = 9;

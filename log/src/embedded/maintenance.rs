@@ -36,11 +36,17 @@ pub(super) fn spawn(inner: WeakInner, every: Duration) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Some(strong) = inner.upgrade() else { return };
+            let Some(strong) = inner.upgrade() else {
+                return;
+            };
             let r = tokio::task::spawn_blocking(move || run(&strong)).await;
             match r {
                 Ok(Ok(rep)) if rep != MaintenanceReport::default() => {
-                    tracing::info!(expired = rep.expired, compacted = rep.compacted, "log maintenance");
+                    tracing::info!(
+                        expired = rep.expired,
+                        compacted = rep.compacted,
+                        "log maintenance"
+                    );
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "log maintenance failed"),
@@ -83,7 +89,9 @@ fn timestamp_of(raw: &[u8]) -> Option<i64> {
 fn expire(inner: &Inner, t: &TopicState, p: i32, cutoff: i64) -> Result<u64> {
     let mut batch = inner.db.batch();
     let mut n = 0u64;
-    for kv in t.ks.range(codec::record_key(p, 0)..=codec::record_key(p, i64::MAX)) {
+    for kv in
+        t.ks.range(codec::record_key(p, 0)..=codec::record_key(p, i64::MAX))
+    {
         let (k, v) = kv.into_inner()?;
         match timestamp_of(&v) {
             Some(ts) if ts < cutoff => {
@@ -129,8 +137,8 @@ fn compact(inner: &Inner, t: &TopicState, p: i32, now: i64) -> Result<u64> {
         };
         let Some(key) = rec.key else { continue };
         let newest = latest.get(&key).copied().unwrap_or(off);
-        let old_tombstone = rec.value.is_none()
-            && rec.timestamp_ms.unwrap_or(now) < now - TOMBSTONE_RETENTION_MS;
+        let old_tombstone =
+            rec.value.is_none() && rec.timestamp_ms.unwrap_or(now) < now - TOMBSTONE_RETENTION_MS;
         if off < newest || old_tombstone {
             batch.remove(&t.ks, k);
             n += 1;

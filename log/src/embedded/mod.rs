@@ -172,9 +172,13 @@ impl EmbeddedLog {
             .spawn(move || writer.run(rx))
             .map_err(|e| LogError::Store(format!("cannot start writer thread: {e}")))?;
         *inner.writer_thread.lock().map_err(lock_err)? = Some(handle);
-        if inner.config.maintenance_interval_secs > 0 && tokio::runtime::Handle::try_current().is_ok()
+        if inner.config.maintenance_interval_secs > 0
+            && tokio::runtime::Handle::try_current().is_ok()
         {
-            maintenance::spawn(weak, Duration::from_secs(inner.config.maintenance_interval_secs));
+            maintenance::spawn(
+                weak,
+                Duration::from_secs(inner.config.maintenance_interval_secs),
+            );
         }
         Ok(EmbeddedLog { inner })
     }
@@ -217,7 +221,10 @@ impl EmbeddedLog {
         for want in topics {
             validate_topic_name(&want.name)?;
             if want.partitions == 0 {
-                return Err(LogError::Config(format!("topic {} needs partitions", want.name)));
+                return Err(LogError::Config(format!(
+                    "topic {} needs partitions",
+                    want.name
+                )));
             }
             let merged = match map.get(&want.name) {
                 Some(have)
@@ -266,15 +273,14 @@ impl EmbeddedLog {
         let mut out = Vec::new();
         for p in 0..t.partition_count() {
             let high = t.next_offsets[p as usize].load(Ordering::Acquire);
-            let low = t
-                .ks
-                .range(codec::record_key(p, 0)..=codec::record_key(p, i64::MAX))
-                .next()
-                .map(|g| g.key())
-                .transpose()?
-                .and_then(|k| codec::parse_record_key(&k))
-                .map(|(_, o)| o)
-                .unwrap_or(high);
+            let low =
+                t.ks.range(codec::record_key(p, 0)..=codec::record_key(p, i64::MAX))
+                    .next()
+                    .map(|g| g.key())
+                    .transpose()?
+                    .and_then(|k| codec::parse_record_key(&k))
+                    .map(|(_, o)| o)
+                    .unwrap_or(high);
             out.push((p, low, high));
         }
         Ok(out)
@@ -369,14 +375,28 @@ impl EmbeddedLog {
                 });
             }
         }
-        let offsets = offsets.into_iter().map(|o| (group.to_string(), o)).collect();
+        let offsets = offsets
+            .into_iter()
+            .map(|o| (group.to_string(), o))
+            .collect();
         let r = self.submit(appends, offsets).await.map(|_| ());
-        if r.is_ok() { metrics::counter!("automata_transaction_commits_total", "backend" => "embedded").increment(1); } else { metrics::counter!("automata_transaction_aborts_total", "backend" => "embedded").increment(1); }
+        if r.is_ok() {
+            metrics::counter!("automata_transaction_commits_total", "backend" => "embedded")
+                .increment(1);
+        } else {
+            metrics::counter!("automata_transaction_aborts_total", "backend" => "embedded")
+                .increment(1);
+        }
         r
     }
 
     /// Opens a consumer in `group` on `topics`; members of one group share the partitions.
-    pub fn consumer(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<EmbeddedConsumer> {
+    pub fn consumer(
+        &self,
+        group: &str,
+        topics: &[&str],
+        start: StartFrom,
+    ) -> Result<EmbeddedConsumer> {
         let mut states = Vec::new();
         for t in topics {
             states.push(self.topic(t)?);
@@ -488,7 +508,11 @@ impl Writer {
             deliveries.push(d);
         }
         for ((_, p), (t, o)) in &next {
-            batch.insert(&self.meta, meta_hw_key(&t.config.name, *p), o.to_be_bytes().to_vec());
+            batch.insert(
+                &self.meta,
+                meta_hw_key(&t.config.name, *p),
+                o.to_be_bytes().to_vec(),
+            );
         }
         let result = batch.commit().and_then(|()| {
             if self.fsync {
@@ -629,14 +653,13 @@ impl EmbeddedConsumer {
                 let Some((_, offset)) = codec::parse_record_key(&k) else {
                     continue;
                 };
-                let record = codec::decode(Bytes::from(v.to_vec())).map_err(|reason| {
-                    LogError::Corrupt {
+                let record =
+                    codec::decode(Bytes::from(v.to_vec())).map_err(|reason| LogError::Corrupt {
                         topic: t.config.name.clone(),
                         partition: *p,
                         offset,
                         reason,
-                    }
-                })?;
+                    })?;
                 *pos = offset + 1;
                 out.push(ConsumedRecord {
                     topic: t.config.name.clone(),
