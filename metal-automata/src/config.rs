@@ -27,6 +27,17 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// The collector role.
     pub collector: CollectorConfig,
+    /// Object storage for history and firmware blobs.
+    pub storage: StorageConfig,
+}
+
+/// Where history tables and firmware blobs are stored.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// A local directory or an `s3://bucket/prefix` URL (credentials from the usual `AWS_*`
+    /// environment); unset, `<data_dir>/storage`.
+    pub url: Option<String>,
 }
 
 /// Where schemas are registered.
@@ -86,6 +97,14 @@ pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>)> {
 }
 
 impl Config {
+    /// The storage location, resolved.
+    pub fn storage_url(&self) -> String {
+        self.storage
+            .url
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("storage").display().to_string())
+    }
+
     /// The data directory, resolved.
     pub fn data_dir(&self) -> PathBuf {
         if let Some(d) = &self.data_dir {

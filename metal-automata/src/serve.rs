@@ -121,6 +121,7 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
         cfg_path.as_deref(),
         api_url.as_deref(),
     );
+    eprintln!("  storage: {}", cfg.storage_url());
 
     let mut failed = None;
     tokio::select! {

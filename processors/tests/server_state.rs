@@ -106,7 +106,7 @@ async fn folds_telemetry_into_state_and_dead_letters_garbage() {
     assert_eq!(s.server_id, "srv-1");
     assert!(
         s.latest_readings
-            .contains_key("chassis.1U.temperature.inlet")
+            .contains_key("/redfish/v1/Chassis/1U/Sensors/InletTemperature")
     );
 
     // The processor went on after the bad records and committed its input offsets.
