@@ -2,6 +2,7 @@
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import fastavro
@@ -72,3 +73,43 @@ def test_incompatible_schema_is_refused(service):
         assert e.http_status_code == 409
     else:
         raise AssertionError("an incompatible schema was registered")
+
+
+def test_a_second_service_can_use_an_external_registry(service):
+    """Pointed at another registry (here: the first service's), a service registers there and
+    serves no registry of its own."""
+    import os
+    import subprocess
+    import tempfile
+
+    from conftest import BIN, free_port, wait_http
+
+    data = tempfile.mkdtemp(prefix="ma-py-ext-")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAL_AUTOMATA_")}
+    env.update(
+        {
+            "METAL_AUTOMATA_DATA_DIR": data,
+            "METAL_AUTOMATA_API__LISTEN": f"127.0.0.1:{port}",
+            "METAL_AUTOMATA_REGISTRY__URL": service["url"],
+            "METAL_AUTOMATA_COLLECTOR__LOCAL_HOST": "false",
+        }
+    )
+    with open(os.path.join(data, "serve.log"), "w") as log:
+        proc = subprocess.Popen([BIN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/api/v1/status", proc=proc)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/schemas") as r:
+                ours = {s["subject"]: s["id"] for s in json.loads(r.read())["schemas"]}
+            registry = SchemaRegistryClient({"url": service["url"]})
+            for subject, schema_id in ours.items():
+                assert registry.get_latest_version(subject).schema_id == schema_id
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/subjects")
+            except urllib.error.HTTPError as e:
+                assert e.code == 404
+            else:
+                raise AssertionError("a service using an external registry serves its own")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
