@@ -163,3 +163,44 @@ mod tests {
         assert_eq!(parse_record_key(&record_key(3, 99)), Some((3, 99)));
     }
 }
+
+/// Property tests: whatever bytes the disk holds, decoding returns a record or an error.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn mutated_records_never_panic(
+            key in proptest::collection::vec(any::<u8>(), 0..32),
+            value in proptest::collection::vec(any::<u8>(), 0..64),
+            flip in any::<usize>(),
+            to in any::<u8>(),
+        ) {
+            let r = Record::new(key, value).with_header("h", "v");
+            let mut enc = encode(&r, 1);
+            let i = flip % enc.len();
+            enc[i] = to;
+            let _ = decode(Bytes::from(enc));
+        }
+
+        #[test]
+        fn encode_decode_round_trips(
+            key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..32)),
+            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
+            ts in any::<i64>(),
+        ) {
+            let r = Record { key: key.map(Bytes::from), value: value.map(Bytes::from), headers: vec![], timestamp_ms: Some(ts) };
+            let d = decode(Bytes::from(encode(&r, ts))).expect("round trip");
+            prop_assert_eq!(d, r);
+        }
+    }
+}
