@@ -653,14 +653,23 @@ impl EmbeddedConsumer {
                 let Some((_, offset)) = codec::parse_record_key(&k) else {
                     continue;
                 };
-                let record =
-                    codec::decode(Bytes::from(v.to_vec())).map_err(|reason| LogError::Corrupt {
-                        topic: t.config.name.clone(),
-                        partition: *p,
-                        offset,
-                        reason,
-                    })?;
                 *pos = offset + 1;
+                let record = match codec::decode(Bytes::from(v.to_vec())) {
+                    Ok(r) => r,
+                    Err(reason) => {
+                        // Damaged on disk: nothing can read it again, so say so and move on
+                        // rather than stall the partition (and drop the records read before it).
+                        let e = LogError::Corrupt {
+                            topic: t.config.name.clone(),
+                            partition: *p,
+                            offset,
+                            reason,
+                        };
+                        tracing::error!(error = %e, "skipping a damaged record");
+                        metrics::counter!("automata_log_corrupt_records_total", "topic" => t.config.name.clone()).increment(1);
+                        continue;
+                    }
+                };
                 out.push(ConsumedRecord {
                     topic: t.config.name.clone(),
                     partition: *p,
@@ -743,3 +752,30 @@ impl EmbeddedConsumer {
 
 /// Lets maintenance reach the store without keeping it alive.
 type WeakInner = Weak<Inner>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_damaged_record_is_skipped_not_fatal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).expect("open");
+        log.ensure_topics(&[TopicConfig::new("t", 1)])
+            .expect("topic");
+        let recs = (0..5).map(|i| Record::new("k", format!("{i}"))).collect();
+        log.send_batch("t", recs).await.expect("send");
+        let t = log.topic("t").expect("topic");
+        t.ks.insert(codec::record_key(0, 2).to_vec(), b"\x01garbage".to_vec())
+            .expect("damage");
+        let mut c = log
+            .consumer("g", &["t"], StartFrom::Earliest)
+            .expect("consumer");
+        let got = c
+            .recv_batch(10, Duration::from_secs(1))
+            .await
+            .expect("recv");
+        let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 3, 4]);
+    }
+}
