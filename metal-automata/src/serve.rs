@@ -120,8 +120,8 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
         &log,
         cfg_path.as_deref(),
         api_url.as_deref(),
+        &cfg.storage_url(),
     );
-    eprintln!("  storage: {}", cfg.storage_url());
 
     let mut failed = None;
     tokio::select! {
@@ -168,20 +168,22 @@ fn print_banner(
     log: &MessageLog,
     cfg_path: Option<&std::path::Path>,
     api: Option<&str>,
+    storage: &str,
 ) {
     eprintln!(
         "metal-automata {}: roles {}",
         env!("CARGO_PKG_VERSION"),
         roles.join(", ")
     );
-    eprintln!("  data:   {} ({})", data_dir.display(), log.describe());
+    eprintln!("  data:    {} ({})", data_dir.display(), log.describe());
+    eprintln!("  storage: {storage}");
     match cfg_path {
-        Some(p) => eprintln!("  config: {}", p.display()),
-        None => eprintln!("  config: built-in defaults (+ METAL_AUTOMATA_* environment)"),
+        Some(p) => eprintln!("  config:  {}", p.display()),
+        None => eprintln!("  config:  built-in defaults (+ METAL_AUTOMATA_* environment)"),
     }
     if let Some(url) = api {
         eprintln!(
-            "  api:    {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json, metrics: {url}/metrics, schema registry: {url}/subjects)"
+            "  api:     {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json, metrics: {url}/metrics, schema registry: {url}/subjects)"
         );
     }
     eprintln!("  stop with Ctrl-C");
