@@ -334,6 +334,20 @@ async fn create_eager_compacted_topic(brokers: &str, topic: &str) {
     }
 }
 
+/// The conformance processor's transformation: one output per input, keyed the same.
+fn transform(batch: &[ConsumedRecord], output: &str) -> Vec<(String, Record)> {
+    batch
+        .iter()
+        .map(|r| {
+            let key = r.record.key.clone().unwrap_or_default();
+            (
+                output.to_string(),
+                Record::new(key, format!("out-{}", value_str(r))),
+            )
+        })
+        .collect()
+}
+
 /// A consume-transform-produce processor that "crashes" mid-way still yields every input
 /// exactly once in its output.
 async fn exactly_once_consume_transform_produce(h: Harness) {
@@ -366,18 +380,7 @@ async fn exactly_once_consume_transform_produce(h: Harness) {
             if batch.is_empty() {
                 continue;
             }
-            let outputs = batch
-                .iter()
-                .map(|r| {
-                    (
-                        output.clone(),
-                        Record::new(
-                            r.record.key.clone().unwrap_or_default(),
-                            format!("out-{}", value_str(r)),
-                        ),
-                    )
-                })
-                .collect();
+            let outputs = transform(&batch, &output);
             tx.commit(&c, outputs, offsets_to_commit(&batch))
                 .await
                 .expect("commit");
@@ -406,18 +409,7 @@ async fn exactly_once_consume_transform_produce(h: Harness) {
             if batch.is_empty() {
                 break;
             }
-            let outputs = batch
-                .iter()
-                .map(|r| {
-                    (
-                        output.clone(),
-                        Record::new(
-                            r.record.key.clone().unwrap_or_default(),
-                            format!("out-{}", value_str(r)),
-                        ),
-                    )
-                })
-                .collect();
+            let outputs = transform(&batch, &output);
             tx.commit(&c, outputs, offsets_to_commit(&batch))
                 .await
                 .expect("commit");

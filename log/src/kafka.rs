@@ -234,22 +234,10 @@ impl KafkaLog {
 
     /// Sends one record; resolves once the cluster acknowledged it (acks=all).
     pub async fn send(&self, topic: &str, record: &Record) -> Result<Delivery> {
-        let permit = self
-            .in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| LogError::Closed)?;
-        let fut = self.enqueue(topic, record).await?;
-        let r = await_delivery(topic, fut).await;
-        drop(permit);
-        if r.is_ok() {
-            metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
-            metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => "kafka").increment(record.size() as u64);
-        } else {
-            metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
-        }
-        r
+        self.send_batch(topic, std::slice::from_ref(record))
+            .await?
+            .pop()
+            .ok_or(LogError::Closed)
     }
 
     async fn enqueue(
@@ -292,12 +280,7 @@ impl KafkaLog {
             });
         }
         let r = futures::future::try_join_all(pending).await;
-        if r.is_ok() {
-            metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => "kafka").increment(records.len() as u64);
-            metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => "kafka").increment(bytes as u64);
-        } else {
-            metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => "kafka").increment(1);
-        }
+        crate::record_produce_metrics("kafka", topic, records.len(), bytes, r.is_ok());
         r
     }
 

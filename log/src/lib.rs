@@ -56,6 +56,22 @@ pub fn dead_letter(source: &ConsumedRecord, group: &str, reason: &str) -> (Strin
     (DEAD_LETTER_TOPIC.to_string(), r)
 }
 
+/// Counts an append attempt in the pipeline's produce metrics, the same way on both backends.
+pub(crate) fn record_produce_metrics(
+    backend: &'static str,
+    topic: &str,
+    n: usize,
+    bytes: usize,
+    ok: bool,
+) {
+    if ok {
+        metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => backend).increment(n as u64);
+        metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => backend).increment(bytes as u64);
+    } else {
+        metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => backend).increment(n as u64);
+    }
+}
+
 /// The log, whichever backend carries it; cheap to clone.
 #[derive(Clone)]
 pub enum MessageLog {

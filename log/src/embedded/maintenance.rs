@@ -107,17 +107,27 @@ fn expire(inner: &Inner, t: &TopicState, p: i32, cutoff: i64) -> Result<u64> {
     Ok(n)
 }
 
+/// A stored entry as (store key, offset, record); `None` for one that cannot be read (left alone).
+fn readable(kv: fjall::Guard) -> Result<Option<(fjall::UserKey, i64, crate::record::Record)>> {
+    let (k, v) = kv.into_inner()?;
+    Ok(
+        match (
+            codec::parse_record_key(&k),
+            codec::decode(Bytes::from(v.to_vec())),
+        ) {
+            (Some((_, off)), Ok(rec)) => Some((k, off, rec)),
+            _ => None,
+        },
+    )
+}
+
 fn compact(inner: &Inner, t: &TopicState, p: i32, now: i64) -> Result<u64> {
     let high = t.next_offsets[p as usize].load(Ordering::Acquire);
     let range = codec::record_key(p, 0)..codec::record_key(p, high);
     // First pass: the latest offset of every key.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     for kv in t.ks.range(range.clone()) {
-        let (k, v) = kv.into_inner()?;
-        let (Some((_, off)), Ok(rec)) = (
-            codec::parse_record_key(&k),
-            codec::decode(Bytes::from(v.to_vec())),
-        ) else {
+        let Some((_, off, rec)) = readable(kv)? else {
             continue;
         };
         if let Some(key) = rec.key {
@@ -128,11 +138,7 @@ fn compact(inner: &Inner, t: &TopicState, p: i32, now: i64) -> Result<u64> {
     let mut batch = inner.db.batch();
     let mut n = 0u64;
     for kv in t.ks.range(range) {
-        let (k, v) = kv.into_inner()?;
-        let (Some((_, off)), Ok(rec)) = (
-            codec::parse_record_key(&k),
-            codec::decode(Bytes::from(v.to_vec())),
-        ) else {
+        let Some((k, off, rec)) = readable(kv)? else {
             continue;
         };
         let Some(key) = rec.key else { continue };

@@ -346,7 +346,7 @@ impl EmbeddedLog {
         let bytes: usize = appends.iter().map(|a| a.record.size()).sum();
         let n = appends.len();
         let r = self.submit(appends, Vec::new()).await;
-        record_produce_metrics(topic, n, bytes, r.is_ok());
+        crate::record_produce_metrics("embedded", topic, n, bytes, r.is_ok());
         r
     }
 
@@ -431,15 +431,6 @@ impl EmbeddedLog {
     /// Bytes the store takes on disk.
     pub fn disk_space(&self) -> u64 {
         self.inner.db.disk_space().unwrap_or(0)
-    }
-}
-
-fn record_produce_metrics(topic: &str, n: usize, bytes: usize, ok: bool) {
-    if ok {
-        metrics::counter!("automata_records_produced_total", "topic" => topic.to_string(), "backend" => "embedded").increment(n as u64);
-        metrics::counter!("automata_produced_bytes_total", "topic" => topic.to_string(), "backend" => "embedded").increment(bytes as u64);
-    } else {
-        metrics::counter!("automata_produce_errors_total", "topic" => topic.to_string(), "backend" => "embedded").increment(n as u64);
     }
 }
 
