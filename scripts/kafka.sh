@@ -7,14 +7,15 @@
 #   scripts/kafka.sh restart   stop + start, keeping its data
 #   scripts/kafka.sh status    say whether it runs
 #
-# Environment: KAFKA_VERSION (4.1.1), KAFKA_PORT (39092), KAFKA_CONTROLLER_PORT (39093),
+# Environment: KAFKA_VERSION (4.1.1), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): below
+# Linux's ephemeral range, so that a client retrying a closed port cannot connect to itself;
 # KAFKA_STATE_DIR (data, config, log and pid; default $HOME/.cache/metal-automata/kafka-state),
 # KAFKA_CACHE (jars; default $HOME/.cache/metal-automata/kafka).
 set -euo pipefail
 
 VERSION=${KAFKA_VERSION:-4.1.1}
-PORT=${KAFKA_PORT:-39092}
-CPORT=${KAFKA_CONTROLLER_PORT:-39093}
+PORT=${KAFKA_PORT:-19092}
+CPORT=${KAFKA_CONTROLLER_PORT:-19093}
 CACHE=${KAFKA_CACHE:-$HOME/.cache/metal-automata/kafka}
 STATE=${KAFKA_STATE_DIR:-$HOME/.cache/metal-automata/kafka-state}
 LIB=$CACHE/$VERSION/lib

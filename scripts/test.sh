@@ -29,7 +29,7 @@ cargo build --release --workspace --all-targets
 
 step "Kafka broker (Apache Kafka from Maven Central)"
 export KAFKA_STATE_DIR=${KAFKA_STATE_DIR:-$(mktemp -d -t ma-kafka-XXXX)}
-export KAFKA_PORT=${KAFKA_PORT:-39092} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-39093}
+export KAFKA_PORT=${KAFKA_PORT:-19092} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 trap 'scripts/kafka.sh stop || true' EXIT
 scripts/kafka.sh start
 export MA_TEST_KAFKA=127.0.0.1:$KAFKA_PORT

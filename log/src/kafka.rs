@@ -34,6 +34,20 @@ use crate::record::{ConsumedRecord, Delivery, Header, Record, TopicPartitionOffs
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 const TX_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Whether an error is the cluster settling (leaders being elected), worth a retry.
+fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+        )
+    )
+}
+
 /// A connection to a Kafka cluster; clones share one producer.
 #[derive(Clone)]
 pub struct KafkaLog {
@@ -153,10 +167,12 @@ impl KafkaLog {
         let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
         let results = admin.create_topics(&new, &opts).await.map_err(kerr)?;
         let mut grow = Vec::new();
+        let mut created = Vec::new();
         for (res, t) in results.into_iter().zip(topics) {
             match res {
                 Ok(_) => {
-                    tracing::info!(topic = %t.name, partitions = t.partitions, compacted = t.compacted, "created kafka topic")
+                    tracing::info!(topic = %t.name, partitions = t.partitions, compacted = t.compacted, "created kafka topic");
+                    created.push(t.name.clone());
                 }
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => grow.push(t),
                 Err((name, code)) => {
@@ -169,9 +185,53 @@ impl KafkaLog {
             if (have as u32) < t.partitions {
                 let np = NewPartitions::new(&t.name, t.partitions as usize);
                 admin.create_partitions([&np], &opts).await.map_err(kerr)?;
+                created.push(t.name.clone());
             }
         }
-        Ok(())
+        self.wait_for_leaders(created).await
+    }
+
+    /// Waits until every partition of `topics` has a leader: a topic just created answers
+    /// `NotLeaderForPartition` to reads and offset queries until its leaders are elected.
+    async fn wait_for_leaders(&self, topics: Vec<String>) -> Result<()> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+            loop {
+                let md = p
+                    .client()
+                    .fetch_metadata(None, ADMIN_TIMEOUT)
+                    .map_err(kerr)?;
+                let waiting: Vec<&String> = topics
+                    .iter()
+                    .filter(|name| {
+                        !md.topics().iter().any(|t| {
+                            t.name() == name.as_str()
+                                && t.error().is_none()
+                                && !t.partitions().is_empty()
+                                && t.partitions()
+                                    .iter()
+                                    .all(|p| p.leader() >= 0 && p.error().is_none())
+                        })
+                    })
+                    .collect();
+                if waiting.is_empty() {
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(LogError::Kafka(format!(
+                        "topics without partition leaders after {} s: {waiting:?}",
+                        ADMIN_TIMEOUT.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .await
+        .map_err(|e| LogError::Kafka(e.to_string()))?
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32> {
@@ -200,11 +260,21 @@ impl KafkaLog {
         tokio::task::spawn_blocking(move || {
             (0..n)
                 .map(|i| {
-                    let (lo, hi) = p
-                        .client()
-                        .fetch_watermarks(&topic, i, ADMIN_TIMEOUT)
-                        .map_err(kerr)?;
-                    Ok((i, lo, hi))
+                    // Leadership can still be settling right after a topic is created or a
+                    // broker restarts: retry what the broker says is transient.
+                    let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+                    loop {
+                        match p.client().fetch_watermarks(&topic, i, ADMIN_TIMEOUT) {
+                            Ok((lo, hi)) => return Ok((i, lo, hi)),
+                            Err(e)
+                                if is_transient(&e) && std::time::Instant::now() < deadline =>
+                            {
+                                tracing::debug!(topic, partition = i, error = %e, "watermarks not ready; retrying");
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                            Err(e) => return Err(kerr(e)),
+                        }
+                    }
                 })
                 .collect()
         })

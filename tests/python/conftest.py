@@ -20,12 +20,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_http(url, timeout=60, proc=None):
+def tail(path, lines=40):
+    """The end of a service's log, so that a failed start explains itself in the test output."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return f"(no log: {e})"
+
+
+def wait_http(url, timeout=60, proc=None, log_path=None):
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"service exited with {proc.returncode}")
+            detail = f"\n--- {log_path} ---\n{tail(log_path)}" if log_path else ""
+            raise RuntimeError(f"service exited with {proc.returncode}{detail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 return json.loads(r.read())
@@ -60,11 +70,12 @@ def service(kafka_brokers):
             "METAL_AUTOMATA_COLLECTOR__INTERVAL_SECS": "1",
         }
     )
-    log = open(os.path.join(data, "serve.log"), "w")
+    log_path = os.path.join(data, "serve.log")
+    log = open(log_path, "w")
     proc = subprocess.Popen([BIN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(base + "/api/v1/status", proc=proc)
+        wait_http(base + "/api/v1/status", proc=proc, log_path=log_path)
         yield {"url": base, "data": data, "proc": proc, "env": env}
     finally:
         proc.terminate()
