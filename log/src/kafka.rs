@@ -396,6 +396,72 @@ impl KafkaLog {
         })
     }
 
+    /// Reads offset ranges `[from, to)` of several partitions with one group-less consumer
+    /// (committed records only), for reading a tail without joining a group. Stops at each
+    /// range's end, at the partition's end, after `max` records per range, or at `wait`.
+    pub async fn read_ranges(
+        &self,
+        ranges: &[crate::ReadRange],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let ranges: Vec<crate::ReadRange> =
+            ranges.iter().filter(|r| r.from < r.to).cloned().collect();
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = base_config(&self.config);
+        c.set("group.id", "metal-automata-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "50");
+        tokio::task::spawn_blocking(move || -> Result<Vec<ConsumedRecord>> {
+            let consumer: BaseConsumer = c.create().map_err(kerr)?;
+            let mut tpl = TopicPartitionList::new();
+            for r in &ranges {
+                tpl.add_partition_offset(&r.topic, r.partition, Offset::Offset(r.from))
+                    .map_err(kerr)?;
+            }
+            consumer.assign(&tpl).map_err(kerr)?;
+            let mut open: std::collections::HashMap<(String, i32), (i64, usize)> = ranges
+                .iter()
+                .map(|r| ((r.topic.clone(), r.partition), (r.to, 0)))
+                .collect();
+            let deadline = std::time::Instant::now() + wait;
+            let mut out = Vec::new();
+            while !open.is_empty() {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match consumer.poll(left) {
+                    None => break,
+                    Some(Ok(m)) => {
+                        let key = (m.topic().to_string(), m.partition());
+                        let Some((to, n)) = open.get_mut(&key) else {
+                            continue;
+                        };
+                        if m.offset() < *to && *n < max {
+                            out.push(to_consumed(&m));
+                            *n += 1;
+                        }
+                        if m.offset() + 1 >= *to || *n >= max {
+                            open.remove(&key);
+                        }
+                    }
+                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                        open.retain(|(_, q), _| *q != p);
+                    }
+                    Some(Err(e)) => return Err(kerr(e)),
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LogError::Kafka(e.to_string()))?
+    }
+
     /// A transactional producer for exactly-once consume-transform-produce.
     ///
     /// `transactional_id` must be stable per processor instance: a restarted instance fences its

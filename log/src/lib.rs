@@ -72,6 +72,19 @@ pub(crate) fn record_produce_metrics(
     }
 }
 
+/// A range of offsets `[from, to)` of one partition, for [`MessageLog::read_ranges`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRange {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset to read.
+    pub from: i64,
+    /// Offset to stop before (usually the high watermark).
+    pub to: i64,
+}
+
 /// The log, whichever backend carries it; cheap to clone.
 #[derive(Clone)]
 pub enum MessageLog {
@@ -188,6 +201,26 @@ impl MessageLog {
                 high,
             })
             .collect())
+    }
+
+    /// Reads offset ranges without joining a consumer group (queries over the unwritten tail of
+    /// a topic use it): at most `max` records per range, waiting at most `wait` on Kafka.
+    pub async fn read_ranges(
+        &self,
+        ranges: &[ReadRange],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        match self {
+            MessageLog::Embedded(l) => {
+                let mut out = Vec::new();
+                for r in ranges {
+                    out.extend(l.read_range(&r.topic, r.partition, r.from, r.to, max)?);
+                }
+                Ok(out)
+            }
+            MessageLog::Kafka(k) => k.read_ranges(ranges, max, wait).await,
+        }
     }
 
     /// A group's committed offset on a partition.

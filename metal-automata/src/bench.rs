@@ -149,7 +149,7 @@ pub async fn run_log_bench(
     })
 }
 
-fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
+pub fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }

@@ -1,6 +1,9 @@
 //! The CLI's side of the HTTP API: every command but `serve` and `bench` is a client.
 
 use anyhow::{Context, Result, bail};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::ipc::reader::StreamReader;
 use serde_json::Value;
 
 use crate::config::Config;
@@ -50,29 +53,82 @@ impl ApiClient {
         })
     }
 
-    /// GETs a JSON document, turning the API's error bodies into readable errors.
-    pub async fn get(&self, path: &str) -> Result<Value> {
+    fn request(&self, method: reqwest::Method, path: &str) -> (String, reqwest::RequestBuilder) {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.get(&url);
+        let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.with_context(|| {
-            format!("cannot reach the Metal Automata service at {} (is `metal-automata serve` running? set --server or METAL_AUTOMATA_SERVER)", self.base)
-        })?;
-        let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .with_context(|| format!("{url} answered {status} with a body that is not JSON"))?;
-        if !status.is_success() {
-            let msg = body
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| body.to_string());
-            bail!("{url}: {status}: {msg}");
-        }
-        Ok(body)
+        (url, req)
     }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        req.send().await.with_context(|| {
+            format!("cannot reach the Metal Automata service at {} (is `metal-automata serve` running? set --server or METAL_AUTOMATA_SERVER)", self.base)
+        })
+    }
+
+    /// GETs a JSON document, turning the API's error bodies into readable errors.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let (url, req) = self.request(reqwest::Method::GET, path);
+        let resp = self.send(req).await?;
+        json_body(&url, resp).await
+    }
+
+    /// POSTs a JSON body and reads a JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let (url, req) = self.request(reqwest::Method::POST, path);
+        let resp = self.send(req.json(body).timeout(LONG)).await?;
+        json_body(&url, resp).await
+    }
+
+    /// POSTs a JSON body asking for an Arrow IPC stream; returns the answer's batches.
+    pub async fn post_arrow(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let (url, req) = self.request(reqwest::Method::POST, path);
+        let req = req
+            .json(body)
+            .header(reqwest::header::ACCEPT, automata_query::sql::ARROW_STREAM)
+            .timeout(LONG);
+        let resp = self.send(req).await?;
+        if !resp.status().is_success() {
+            json_body(&url, resp).await?;
+            bail!("{url}: the service refused the query");
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("{url}: the answer broke off"))?;
+        let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .with_context(|| format!("{url}: the answer is not an Arrow stream"))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{url}: the Arrow stream is damaged or broke off"))?;
+        Ok((schema, batches))
+    }
+}
+
+/// How long a query may take over HTTP (the service enforces its own, shorter, limit).
+const LONG: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Reads a JSON answer, turning the API's error bodies into readable errors.
+async fn json_body(url: &str, resp: reqwest::Response) -> Result<Value> {
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .with_context(|| format!("{url} answered {status} with a body that is not JSON"))?;
+    if !status.is_success() {
+        let msg = body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| body.to_string());
+        bail!("{url}: {status}: {msg}");
+    }
+    Ok(body)
 }

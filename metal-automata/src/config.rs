@@ -29,6 +29,35 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// Object storage for history and firmware blobs.
     pub storage: StorageConfig,
+    /// The history sink (Delta Lake tables).
+    pub history: HistoryConfig,
+    /// Limits of SQL queries over history.
+    pub sql: automata_query::sql::SqlConfig,
+}
+
+/// When the history sink writes its buffers out as Parquet files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Rows per table that trigger a write (a file with one row group of about this size).
+    pub max_rows: usize,
+    /// Seconds the oldest buffered row may wait before a write.
+    pub max_age_secs: u64,
+    /// Seconds between compaction, retention and vacuum passes (0: never).
+    pub upkeep_every_secs: u64,
+    /// Days each table keeps, by topic (`"telemetry.readings" = 90`); absent: forever.
+    pub retention_days: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            max_rows: 100_000,
+            max_age_secs: 30,
+            upkeep_every_secs: 600,
+            retention_days: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// Where history tables and firmware blobs are stored.
@@ -103,6 +132,11 @@ impl Config {
             .url
             .clone()
             .unwrap_or_else(|| self.data_dir().join("storage").display().to_string())
+    }
+
+    /// Where the history tables live: `<storage>/history`.
+    pub fn history_root(&self) -> String {
+        format!("{}/history", self.storage_url().trim_end_matches('/'))
     }
 
     /// The data directory, resolved.

@@ -1,11 +1,13 @@
 //! `metal-automata`: one binary for every role of the service and every client command.
 
 mod bench;
+mod bench_query;
 mod client;
 mod config;
 mod output;
 mod registry;
 mod serve;
+mod sql;
 
 use std::path::PathBuf;
 
@@ -58,6 +60,34 @@ enum Command {
     Topics,
     /// Schemas registered in the schema registry.
     Schemas,
+    /// Ask fleet history a question in SQL (DataFusion): `metal-automata sql "SELECT ..."`.
+    ///
+    /// Tables: servers, telemetry, inventory, components, firmware, component_changes,
+    /// health_events, health, commands, workflow_events, firmware_artifacts, firmware_scans,
+    /// tpm_registrations, benchmarks, diagnoses; raw per-topic tables in schema `raw`.
+    /// `--tables` lists them. Prints a table, or `--output json|csv|parquet`.
+    Sql {
+        /// The query (read-only).
+        #[arg(required_unless_present = "tables")]
+        query: Option<String>,
+        /// List the tables instead.
+        #[arg(long)]
+        tables: bool,
+        /// With `--output parquet`: the file to write (default: stdout, when redirected).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Export a table as Parquet for analytics stacks (Spark, Trino, DuckDB read it as it is).
+    Export {
+        /// The table (see `sql --tables`).
+        table: String,
+        /// The directory to write `<table>/part-*.parquet` under.
+        #[arg(long)]
+        to: String,
+        /// Only rows from this time on: RFC 3339, or a span back from now such as 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Measure the pipeline's stages and print figures.
     Bench {
         #[command(subcommand)]
@@ -97,6 +127,32 @@ enum BenchCommand {
         #[arg(long)]
         brokers: Option<String>,
     },
+    /// History sink rows/s, then operator queries timed in DataFusion and in DuckDB on the same
+    /// Parquet files, with each ratio.
+    Query(QueryBenchArgs),
+}
+
+/// `bench query` options.
+#[derive(Debug, clap::Args)]
+struct QueryBenchArgs {
+    /// Servers in the generated fleet.
+    #[arg(long, default_value_t = 1000)]
+    servers: usize,
+    /// Sensors per server.
+    #[arg(long, default_value_t = 50)]
+    sensors: usize,
+    /// Hours of history.
+    #[arg(long, default_value_t = 6.0)]
+    hours: f64,
+    /// Seconds between readings.
+    #[arg(long, default_value_t = 60)]
+    interval_secs: u64,
+    /// Where to write the tables (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// A Python with the duckdb package, for the comparison (default: the test peers' venv).
+    #[arg(long)]
+    duckdb_python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,7 +234,38 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Topics => out.topics(&api()?.get("/api/v1/topics").await?),
         Command::Schemas => out.schemas(&api()?.get("/api/v1/schemas").await?),
+        Command::Sql {
+            query,
+            tables,
+            out: file,
+        } => match (tables, query) {
+            (true, _) | (false, None) => out.sql_tables(&api()?.get("/api/v1/sql/tables").await?),
+            (false, Some(q)) => sql::run(&api()?, &q, cli.output, file.as_deref()).await,
+        },
+        Command::Export { table, to, since } => {
+            let report = sql::export(&api()?, &table, &to, since.as_deref()).await?;
+            out.export(&report)
+        }
         Command::Config => out.config(&serde_json::to_value(redacted(&cfg))?),
+        Command::Bench {
+            command: BenchCommand::Query(a),
+        } => {
+            let tmp = tempfile::tempdir().context("temporary directory for the query bench")?;
+            let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+            let python = a.duckdb_python.clone().or_else(|| {
+                let venv = std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".cache/metal-automata/venv/bin/python"))?;
+                venv.exists().then_some(venv)
+            });
+            let fleet = bench_query::FleetSize {
+                servers: a.servers,
+                sensors: a.sensors,
+                hours: a.hours,
+                interval_secs: a.interval_secs,
+            };
+            let r = bench_query::run(fleet, &dir, python, out.is_table()).await?;
+            out.query_bench(&r)
+        }
         Command::Bench {
             command:
                 BenchCommand::Log {

@@ -14,6 +14,10 @@ pub enum OutputFormat {
     Table,
     /// JSON on stdout, one document per command.
     Json,
+    /// CSV with a header line (`sql`; other commands print JSON).
+    Csv,
+    /// A Parquet file (`sql`, to `--out` or a redirected stdout; other commands print JSON).
+    Parquet,
 }
 
 /// Prints command results in the chosen format.
@@ -47,7 +51,9 @@ pub fn print_error(format: OutputFormat, e: &anyhow::Error) {
                 serde_json::json!({"error": {"message": e.to_string(), "causes": chain}})
             );
         }
-        OutputFormat::Table => eprintln!("error: {e:#}"),
+        OutputFormat::Table | OutputFormat::Csv | OutputFormat::Parquet => {
+            eprintln!("error: {e:#}")
+        }
     }
 }
 
@@ -233,6 +239,67 @@ impl Output {
                 format!("{:.2}", r.produce_p99_ms),
                 format!("{:.0}", r.consume_records_per_sec),
                 format!("{:.1}", r.consume_mb_per_sec),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+}
+
+impl Output {
+    /// `sql --tables`.
+    pub fn sql_tables(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&["table", "about"]);
+        for row in v["tables"].as_array().into_iter().flatten() {
+            t.add_row(vec![cell(row.get("name")), cell(row.get("about"))]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+
+    /// `export`.
+    pub fn export(&self, r: &crate::sql::ExportReport) -> Result<()> {
+        if !self.is_table() {
+            return self.json(r);
+        }
+        println!(
+            "{} rows of {} written to {}",
+            r.rows,
+            r.table,
+            r.file.display()
+        );
+        Ok(())
+    }
+}
+
+impl Output {
+    /// `bench query`.
+    pub fn query_bench(&self, r: &crate::bench_query::QueryBenchResult) -> Result<()> {
+        if !self.is_table() {
+            return self.json(r);
+        }
+        println!(
+            "fleet: {} servers x {} sensors x {} h at {} s = {} rows",
+            r.fleet.servers, r.fleet.sensors, r.fleet.hours, r.fleet.interval_secs, r.rows
+        );
+        println!(
+            "sink: {:.0} rows/s into {} Parquet files, {:.1} MB",
+            r.sink_rows_per_sec,
+            r.files,
+            r.parquet_bytes as f64 / 1e6
+        );
+        let mut t = table(&["query", "rows", "DataFusion ms", "DuckDB ms", "ratio"]);
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+        for q in &r.queries {
+            t.add_row(vec![
+                q.name.clone(),
+                q.rows.to_string(),
+                format!("{:.1}", q.datafusion_ms),
+                ms(q.duckdb_ms),
+                q.ratio.map_or("-".to_string(), |x| format!("{x:.2}")),
             ]);
         }
         println!("{t}");

@@ -65,6 +65,14 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
                     shutdown.clone(),
                 ),
             ))
+            .merge(automata_query::sql::routes(Arc::new(
+                automata_query::sql::SqlEngine::new(
+                    log.clone(),
+                    schemas.ids(),
+                    cfg.history_root(),
+                    cfg.sql.clone(),
+                ),
+            )))
             .build();
         let s = shutdown.clone();
         tasks.spawn(async move {
@@ -102,18 +110,34 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
         });
     }
     if roles.contains(&Role::Sink) {
-        let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         tasks.spawn(async move {
-            let r = automata_sinks::run(
-                log,
-                automata_sinks::fleet_metrics::FleetMetricsSink::new(ids),
-                s,
-            )
-            .await;
+            let sink = automata_sinks::fleet_metrics::FleetMetricsSink::new(ids);
+            let r = automata_sinks::run(l, sink, s).await;
+            ("sink", r.map_err(Into::into))
+        });
+        let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let root = cfg.history_root();
+        let policy = automata_history::FlushPolicy {
+            max_rows: cfg.history.max_rows.max(1),
+            max_age: std::time::Duration::from_secs(cfg.history.max_age_secs),
+        };
+        let upkeep = automata_sinks::history::Upkeep {
+            every: (cfg.history.upkeep_every_secs > 0)
+                .then(|| std::time::Duration::from_secs(cfg.history.upkeep_every_secs)),
+            retention: cfg
+                .history
+                .retention_days
+                .iter()
+                .map(|(t, d)| (t.clone(), std::time::Duration::from_secs(d * 86_400)))
+                .collect(),
+        };
+        tasks.spawn(async move {
+            let sink = automata_sinks::history::HistorySink::new(root, ids, policy, upkeep);
+            let r = automata_sinks::run(l, sink, s).await;
             ("sink", r.map_err(Into::into))
         });
     }
-
     print_banner(
         &role_names,
         &data_dir,

@@ -26,6 +26,7 @@ pub mod fleet;
 mod http_metrics;
 pub mod registry;
 mod service;
+pub mod sql;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -198,6 +199,7 @@ impl ApiState {
         (name = "service", description = "The running service"),
         (name = "schema-registry", description = "Confluent-compatible Schema Registry API"),
         (name = "fleet", description = "Servers, topics and schemas of the fleet"),
+        (name = "sql", description = "SQL over fleet history"),
     )
 )]
 struct ApiDoc;

@@ -2,7 +2,7 @@
 //! named after the OpenTelemetry hardware semantic conventions (`hw.power`, `hw.temperature`,
 //! `hw.fan.speed`, …; Prometheus spells the dots as underscores).
 
-use automata_log::{ConsumedRecord, StartFrom};
+use automata_log::{ConsumedRecord, StartFrom, TopicPartitionOffset, offsets_to_commit};
 use automata_schemas::catalog::{TELEMETRY_READINGS, topic};
 use automata_schemas::types::{SensorKind, TelemetryReading};
 use automata_schemas::{SchemaIds, decode};
@@ -48,7 +48,10 @@ impl Sink for FleetMetricsSink {
         StartFrom::Latest
     }
 
-    async fn write(&mut self, batch: &[ConsumedRecord]) -> Result<(), SinkError> {
+    async fn write(
+        &mut self,
+        batch: &[ConsumedRecord],
+    ) -> Result<Vec<TopicPartitionOffset>, SinkError> {
         let (Some(spec), Some(id)) = (topic(TELEMETRY_READINGS), self.ids.get(TELEMETRY_READINGS))
         else {
             return Err(SinkError::Write {
@@ -75,6 +78,6 @@ impl Sink for FleetMetricsSink {
                 }
             }
         }
-        Ok(())
+        Ok(offsets_to_commit(batch))
     }
 }

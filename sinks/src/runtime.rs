@@ -1,13 +1,14 @@
-//! The loop every sink runs in: read a batch, write it out, then commit the offsets.
+//! The loop every sink runs in: read a batch, hand it over, commit what the sink says is durable.
 //!
-//! Offsets are committed only after the sink says the batch is written, so a crash replays the
-//! batch (at least once). Sinks whose target can carry the offsets in its own commit (the Delta
-//! Lake history does, in `txn` actions) turn that into exactly once by skipping what they
-//! already hold.
+//! A sink returns, after each batch and when idle, the offsets it holds durably. Only those are
+//! committed, so the group's offsets never run ahead of the target: after a crash the sink is
+//! handed again whatever it had not made durable. Sinks that buffer (the Delta history does, to
+//! write healthy files) commit later; sinks whose target carries the offsets itself skip what
+//! they already hold, which makes the whole exactly once.
 
 use std::time::Duration;
 
-use automata_log::{ConsumedRecord, LogError, MessageLog, StartFrom, offsets_to_commit};
+use automata_log::{ConsumedRecord, LogError, MessageLog, StartFrom, TopicPartitionOffset};
 use tokio_util::sync::CancellationToken;
 
 /// Why a sink could not write a batch.
@@ -36,11 +37,38 @@ pub trait Sink: Send + 'static {
     fn start_from(&self) -> StartFrom {
         StartFrom::Earliest
     }
-    /// Writes a batch durably (or drops records it does not want); errors retry the batch.
+    /// Takes a batch; returns the offsets (next to read) now durable in the target.
+    /// An error retries the same batch, so taking a batch twice must be harmless.
     fn write(
         &mut self,
         batch: &[ConsumedRecord],
-    ) -> impl std::future::Future<Output = Result<(), SinkError>> + Send;
+    ) -> impl std::future::Future<Output = Result<Vec<TopicPartitionOffset>, SinkError>> + Send;
+    /// Called when no records came for a while: write out what is due; returns durable offsets.
+    fn idle(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Vec<TopicPartitionOffset>, SinkError>> + Send
+    {
+        async { Ok(Vec::new()) }
+    }
+    /// Called once at shutdown: write out everything; returns durable offsets.
+    fn close(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Vec<TopicPartitionOffset>, SinkError>> + Send
+    {
+        async { Ok(Vec::new()) }
+    }
+}
+
+async fn commit(
+    consumer: &automata_log::LogConsumer,
+    name: &'static str,
+    offsets: Vec<TopicPartitionOffset>,
+) -> Result<(), SinkError> {
+    if !offsets.is_empty() {
+        consumer.commit(&offsets).await?;
+        metrics::counter!("automata_sink_commits_total", "sink" => name).increment(1);
+    }
+    Ok(())
 }
 
 /// Runs a sink until `shutdown`, retrying failed batches with backoff.
@@ -53,16 +81,29 @@ pub async fn run<S: Sink>(
     let mut consumer = log.consumer(name, &sink.inputs(), sink.start_from())?;
     loop {
         let batch = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            b = consumer.recv_batch(5_000, Duration::from_millis(250)) => b?,
+            _ = shutdown.cancelled() => {
+                let offsets = sink.close().await?;
+                return commit(&consumer, name, offsets).await;
+            }
+            b = consumer.recv_batch(5_000, Duration::from_millis(500)) => b?,
         };
         if batch.is_empty() {
+            // A failed write-out is retried on the next idle tick or batch; the records stay
+            // uncommitted meanwhile, so nothing is lost and the role keeps running.
+            match sink.idle().await {
+                Ok(offsets) => commit(&consumer, name, offsets).await?,
+                Err(e) => {
+                    metrics::counter!("automata_sink_write_errors_total", "sink" => name)
+                        .increment(1);
+                    tracing::warn!(sink = name, error = %e, "sink write failed; will retry");
+                }
+            }
             continue;
         }
         let mut backoff = Duration::from_millis(100);
-        loop {
+        let offsets = loop {
             match sink.write(&batch).await {
-                Ok(()) => break,
+                Ok(offsets) => break offsets,
                 Err(e) => {
                     metrics::counter!("automata_sink_write_errors_total", "sink" => name)
                         .increment(1);
@@ -74,9 +115,9 @@ pub async fn run<S: Sink>(
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
-        }
-        consumer.commit(&offsets_to_commit(&batch)).await?;
+        };
         metrics::counter!("automata_sink_records_total", "sink" => name)
             .increment(batch.len() as u64);
+        commit(&consumer, name, offsets).await?;
     }
 }

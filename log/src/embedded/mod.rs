@@ -286,6 +286,50 @@ impl EmbeddedLog {
         Ok(out)
     }
 
+    /// Records of one partition from `from` up to (not including) `to`, at most `max`, read
+    /// directly without a consumer group; damaged records are skipped (and counted).
+    pub fn read_range(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+        max: usize,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let t = self.topic(topic)?;
+        if partition < 0 || partition >= t.partition_count() {
+            return Err(LogError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            });
+        }
+        let to = to.min(t.next_offsets[partition as usize].load(Ordering::Acquire));
+        let mut out = Vec::new();
+        if from.max(0) >= to {
+            return Ok(out);
+        }
+        let range = codec::record_key(partition, from.max(0))..codec::record_key(partition, to);
+        for kv in t.ks.range(range).take(max) {
+            let (k, v) = kv.into_inner()?;
+            let Some((_, offset)) = codec::parse_record_key(&k) else {
+                continue;
+            };
+            match codec::decode(Bytes::from(v.to_vec())) {
+                Ok(record) => out.push(ConsumedRecord {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    record,
+                }),
+                Err(reason) => {
+                    tracing::error!(topic, partition, offset, %reason, "skipping a damaged record");
+                    metrics::counter!("automata_log_corrupt_records_total", "topic" => topic.to_string()).increment(1);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The committed offset of a group on a partition, if any.
     pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>> {
         Ok(self

@@ -1,0 +1,273 @@
+//! The Arrow layout of a history table, and the conversion of log records into it.
+//!
+//! Both the writer (records into Parquet) and the live reader (records not yet written, for
+//! queries) go through [`RecordBatcher`], so the two always produce the same columns.
+
+use std::sync::Arc;
+
+use arrow_avro::reader::{Decoder, ReaderBuilder};
+use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
+use automata_log::ConsumedRecord;
+use automata_schemas::{TopicSpec, wire};
+use deltalake::arrow::array::{
+    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    new_null_array,
+};
+use deltalake::arrow::compute::{cast, concat_batches};
+use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::HistoryError;
+
+/// Log partition of the row.
+pub const PARTITION_COLUMN: &str = "_partition";
+/// Log offset of the row.
+pub const OFFSET_COLUMN: &str = "_offset";
+/// Time the log stamped the record with.
+pub const LOG_TIMESTAMP_COLUMN: &str = "_log_timestamp";
+/// Partition column of every table: the UTC day of the log timestamp, `YYYY-MM-DD`.
+pub const DATE_COLUMN: &str = "date";
+
+pub(crate) fn convert_err(table: &str, e: impl std::fmt::Display) -> HistoryError {
+    HistoryError::Convert {
+        table: table.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The type Delta Lake stores for an Arrow type decoded from Avro.
+///
+/// Delta has one timestamp type (microseconds, UTC) and no dictionaries, so `timestamp-millis`
+/// becomes microseconds and Avro enums (decoded as dictionaries) become plain strings, at every
+/// depth. Every other type is kept as it is.
+pub fn delta_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Dictionary(_, v) => delta_type(v),
+        DataType::Struct(fields) => DataType::Struct(delta_fields(fields)),
+        DataType::List(f) => DataType::List(Arc::new(delta_field(f))),
+        DataType::LargeList(f) => DataType::LargeList(Arc::new(delta_field(f))),
+        DataType::Map(f, sorted) => DataType::Map(Arc::new(delta_field(f)), *sorted),
+        other => other.clone(),
+    }
+}
+
+fn delta_field(f: &Field) -> Field {
+    f.clone().with_data_type(delta_type(f.data_type()))
+}
+
+fn delta_fields(fields: &Fields) -> Fields {
+    fields.iter().map(|f| delta_field(f)).collect()
+}
+
+/// Casts every column of `batch` to `schema` by name; a column `batch` lacks becomes nulls.
+pub fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let col = match batch.schema().index_of(f.name()) {
+            Ok(i) => {
+                let c = batch.column(i);
+                if c.data_type() == f.data_type() {
+                    c.clone()
+                } else {
+                    cast(c, f.data_type()).map_err(|e| format!("column {}: {e}", f.name()))?
+                }
+            }
+            Err(_) => new_null_array(f.data_type(), batch.num_rows()),
+        };
+        columns.push(col);
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// What one [`RecordBatcher::push`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Decoded into the batch.
+    Row,
+    /// A tombstone: no row.
+    Tombstone,
+    /// Not decodable with the topic's registered schema: skipped.
+    Unreadable,
+}
+
+/// A batch in the table layout with the last offset it holds for each log partition.
+pub type OffsetBatch = (RecordBatch, Vec<(i32, i64)>);
+
+/// Decodes one topic's Avro records (Confluent framing) into Arrow batches in the table layout.
+pub struct RecordBatcher {
+    topic: &'static TopicSpec,
+    schema_id: u32,
+    decoder: Decoder,
+    decoded: Vec<RecordBatch>,
+    meta: Vec<(i32, i64, i64)>,
+    schema: SchemaRef,
+}
+
+impl RecordBatcher {
+    /// A batcher for `topic`, whose records carry registered schema id `schema_id`.
+    pub fn new(topic: &'static TopicSpec, schema_id: u32) -> Result<Self, HistoryError> {
+        let json = topic
+            .schema_json
+            .ok_or_else(|| convert_err(topic.name, "topic has no Avro schema"))?;
+        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+        store
+            .set(
+                Fingerprint::Id(schema_id),
+                AvroSchema::new(json.to_string()),
+            )
+            .map_err(|e| convert_err(topic.name, e))?;
+        let decoder = ReaderBuilder::new()
+            .with_writer_schema_store(store)
+            .with_reader_schema(AvroSchema::new(json.to_string()))
+            .with_batch_size(8192)
+            .build_decoder()
+            .map_err(|e| convert_err(topic.name, e))?;
+        let mut fields: Vec<Field> = decoder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| delta_field(f))
+            .collect();
+        fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
+        fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+        fields.push(Field::new(
+            LOG_TIMESTAMP_COLUMN,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ));
+        fields.push(Field::new(DATE_COLUMN, DataType::Utf8, false));
+        Ok(RecordBatcher {
+            topic,
+            schema_id,
+            decoder,
+            decoded: Vec::new(),
+            meta: Vec::new(),
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The table's Arrow schema: the Avro record's fields, then the log columns and `date`.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows pushed and not yet taken.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Whether no rows wait.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Decodes one record into the pending batch.
+    pub fn push(&mut self, r: &ConsumedRecord) -> Result<Pushed, HistoryError> {
+        let Some(value) = r.record.value.as_deref() else {
+            return Ok(Pushed::Tombstone);
+        };
+        // arrow-avro decodes a stream: check each record on its own first, so that a damaged
+        // one is skipped instead of derailing the rows after it.
+        let ok = matches!(wire::unframe(value), Ok((id, _)) if id == self.schema_id)
+            && automata_schemas::decode::<serde::de::IgnoredAny>(self.topic, self.schema_id, value)
+                .is_ok();
+        if !ok {
+            return Ok(Pushed::Unreadable);
+        }
+        if self.decoder.batch_is_full() {
+            self.drain_decoder()?;
+        }
+        let n = self
+            .decoder
+            .decode(value)
+            .map_err(|e| convert_err(self.topic.name, e))?;
+        if n != value.len() {
+            // A whole record decoded and bytes trail it: the row stands (as for any Avro
+            // reader), the trailing bytes are ignored.
+            tracing::debug!(
+                topic = self.topic.name,
+                offset = r.offset,
+                trailing = value.len() - n,
+                "record with trailing bytes"
+            );
+        }
+        self.meta
+            .push((r.partition, r.offset, r.record.timestamp_ms.unwrap_or(0)));
+        Ok(Pushed::Row)
+    }
+
+    fn drain_decoder(&mut self) -> Result<(), HistoryError> {
+        if let Some(b) = self
+            .decoder
+            .flush()
+            .map_err(|e| convert_err(self.topic.name, e))?
+        {
+            self.decoded.push(b);
+        }
+        Ok(())
+    }
+
+    /// Takes the pending rows as one batch in the table layout, with the partitions and last
+    /// offsets it holds.
+    pub fn take(&mut self) -> Result<Option<OffsetBatch>, HistoryError> {
+        self.drain_decoder()?;
+        if self.meta.is_empty() {
+            return Ok(None);
+        }
+        let name = self.topic.name;
+        let data = concat_batches(&self.decoder.schema(), &self.decoded)
+            .map_err(|e| convert_err(name, e))?;
+        let meta = std::mem::take(&mut self.meta);
+        self.decoded.clear();
+        if data.num_rows() != meta.len() {
+            return Err(convert_err(
+                name,
+                format!(
+                    "{} rows decoded for {} records",
+                    data.num_rows(),
+                    meta.len()
+                ),
+            ));
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for (c, f) in data.columns().iter().zip(self.schema.fields()) {
+            columns.push(if c.data_type() == f.data_type() {
+                c.clone()
+            } else {
+                cast(c, f.data_type()).map_err(|e| convert_err(name, e))?
+            });
+        }
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            meta.iter().map(|m| m.0),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            meta.iter().map(|m| m.1),
+        )));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                meta.iter().map(|m| m.2.saturating_mul(1000)),
+            )
+            .with_timezone("UTC"),
+        ));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            meta.iter().map(|m| day(m.2)),
+        )));
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| convert_err(name, e))?;
+        let mut last: Vec<(i32, i64)> = Vec::new();
+        for (p, o, _) in &meta {
+            match last.iter_mut().find(|(q, _)| q == p) {
+                Some(e) => e.1 = e.1.max(*o),
+                None => last.push((*p, *o)),
+            }
+        }
+        Ok(Some((batch, last)))
+    }
+}
+
+/// The UTC day of a millisecond timestamp, `YYYY-MM-DD`.
+pub fn day(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "1970-01-01".into())
+}

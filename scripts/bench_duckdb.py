@@ -1,0 +1,28 @@
+"""DuckDB side of `metal-automata bench query`: times the same queries on the same Parquet files.
+
+Reads {"files": [...], "view": "<SELECT ... FROM raw_telemetry>", "queries": [...]} on stdin and
+prints the best of three runs of each query, in ms, as a JSON list.
+"""
+
+import json
+import sys
+import time
+
+import duckdb
+
+spec = json.load(sys.stdin)
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+# A view cannot take a prepared parameter: the file list goes in as SQL string literals.
+files = ", ".join("'" + f.replace("'", "''") + "'" for f in spec["files"])
+con.execute(f"CREATE VIEW raw_telemetry AS SELECT * FROM read_parquet([{files}], hive_partitioning = true)")
+con.execute("CREATE VIEW telemetry AS " + spec["view"])
+out = []
+for q in spec["queries"]:
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        con.execute(q).fetchall()
+        best = min(best, (time.perf_counter() - t) * 1000.0)
+    out.append(best)
+json.dump(out, sys.stdout)
