@@ -8,13 +8,14 @@ use std::sync::Arc;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use automata_log::ConsumedRecord;
-use automata_schemas::{TopicSpec, wire};
+use automata_schemas::TopicSpec;
 use deltalake::arrow::array::{
-    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    new_null_array,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+    StructArray, TimestampMicrosecondArray, new_null_array,
 };
 use deltalake::arrow::compute::{cast, concat_batches};
 use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::error::ArrowError;
 
 use crate::HistoryError;
 
@@ -57,6 +58,50 @@ fn delta_field(f: &Field) -> Field {
 
 fn delta_fields(fields: &Fields) -> Fields {
     fields.iter().map(|f| delta_field(f)).collect()
+}
+
+/// Converts a decoded column to its Delta type. Avro enums arrive as dictionaries and are stored
+/// as lower-case strings (`temperature`, not `TEMPERATURE`): Delta has no enum type, operators
+/// query lower-case words, and lower-casing the few dictionary values here costs nothing, where a
+/// `lower()` in every query costs a call per row. The symbols stay in the field's metadata.
+fn to_delta(c: &ArrayRef, target: &DataType) -> Result<ArrayRef, ArrowError> {
+    if let Some(dict) = c.as_any_dictionary_opt() {
+        let values = cast(dict.values(), &DataType::Utf8)?;
+        let lowered: StringArray = values
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_ascii_lowercase))
+            .collect();
+        return cast(&dict.with_values(Arc::new(lowered)), target);
+    }
+    match (c.data_type(), target) {
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let s = c.as_struct();
+            let columns = s
+                .columns()
+                .iter()
+                .zip(fields.iter())
+                .map(|(col, f)| to_delta(col, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                columns,
+                s.nulls().cloned(),
+            )?))
+        }
+        (DataType::List(_), DataType::List(field)) => {
+            let l = c.as_list::<i32>();
+            let values = to_delta(l.values(), field.data_type())?;
+            Ok(Arc::new(ListArray::try_new(
+                field.clone(),
+                l.offsets().clone(),
+                values,
+                l.nulls().cloned(),
+            )?))
+        }
+        (from, to) if from == to => Ok(c.clone()),
+        _ => cast(c, target),
+    }
 }
 
 /// Casts every column of `batch` to `schema` by name; a column `batch` lacks becomes nulls.
@@ -168,10 +213,7 @@ impl RecordBatcher {
         };
         // arrow-avro decodes a stream: check each record on its own first, so that a damaged
         // one is skipped instead of derailing the rows after it.
-        let ok = matches!(wire::unframe(value), Ok((id, _)) if id == self.schema_id)
-            && automata_schemas::decode::<serde::de::IgnoredAny>(self.topic, self.schema_id, value)
-                .is_ok();
-        if !ok {
+        if automata_schemas::validate(self.topic, self.schema_id, value).is_err() {
             return Ok(Pushed::Unreadable);
         }
         if self.decoder.batch_is_full() {
@@ -231,11 +273,7 @@ impl RecordBatcher {
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (c, f) in data.columns().iter().zip(self.schema.fields()) {
-            columns.push(if c.data_type() == f.data_type() {
-                c.clone()
-            } else {
-                cast(c, f.data_type()).map_err(|e| convert_err(name, e))?
-            });
+            columns.push(to_delta(c, f.data_type()).map_err(|e| convert_err(name, e))?);
         }
         columns.push(Arc::new(Int32Array::from_iter_values(
             meta.iter().map(|m| m.0),
@@ -263,6 +301,49 @@ impl RecordBatcher {
         }
         Ok(Some((batch, last)))
     }
+}
+
+/// The rows of `batch` whose log partition and offset pass `keep`, with the offsets recomputed
+/// (`covered` keeps only the partitions `keep_partition` accepts); `None` when no row and no
+/// offset is left.
+pub fn retain_rows(
+    (batch, covered): &OffsetBatch,
+    keep_partition: impl Fn(i32) -> bool,
+    keep: impl Fn(i32, i64) -> bool,
+) -> Result<Option<OffsetBatch>, String> {
+    use deltalake::arrow::array::BooleanArray;
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("batch has no {name} column"))
+    };
+    let partitions = column(PARTITION_COLUMN)?
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .ok_or("_partition is not Int32")?
+        .clone();
+    let offsets = column(OFFSET_COLUMN)?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or("_offset is not Int64")?
+        .clone();
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|i| Some(keep(partitions.value(i), offsets.value(i))))
+        .collect();
+    let covered: Vec<(i32, i64)> = covered
+        .iter()
+        .filter(|(p, o)| keep_partition(*p) && keep(*p, *o))
+        .copied()
+        .collect();
+    let kept = if mask.true_count() == batch.num_rows() {
+        batch.clone()
+    } else {
+        deltalake::arrow::compute::filter_record_batch(batch, &mask).map_err(|e| e.to_string())?
+    };
+    if kept.num_rows() == 0 && covered.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((kept, covered)))
 }
 
 /// The UTC day of a millisecond timestamp, `YYYY-MM-DD`.

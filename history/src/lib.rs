@@ -13,6 +13,7 @@
 //! are read again). A commit is atomic in the Delta log: a half-written file is never visible.
 
 pub mod layout;
+pub mod storage;
 pub mod tables;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use automata_log::ConsumedRecord;
 use automata_schemas::{SchemaIds, TopicSpec};
 use deltalake::DeltaTable;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
@@ -28,7 +30,8 @@ use deltalake::protocol::SaveMode;
 pub use layout::{
     DATE_COLUMN, LOG_TIMESTAMP_COLUMN, OFFSET_COLUMN, PARTITION_COLUMN, RecordBatcher,
 };
-pub use tables::{HistoryTables, open_table, table_offsets};
+pub use storage::HistoryLocation;
+pub use tables::{HistoryTables, open_table, open_table_at, table_offsets};
 
 /// Why history could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,7 @@ pub struct IngestReport {
 /// Buffers one topic's records and appends them to its Delta table.
 struct TableWriter {
     topic: &'static TopicSpec,
+    location: HistoryLocation,
     uri: String,
     batcher: RecordBatcher,
     oldest: Option<Instant>,
@@ -106,18 +110,19 @@ struct TableWriter {
 
 impl TableWriter {
     async fn open(
-        root: &str,
+        location: &HistoryLocation,
         topic: &'static TopicSpec,
         schema_id: u32,
     ) -> Result<Self, HistoryError> {
-        let uri = tables::table_uri(root, topic.name);
-        let table = open_table(&uri).await?;
+        let uri = location.table_uri(topic.name);
+        let table = open_table_at(location, &uri).await?;
         let committed = match &table {
             Some(t) => table_offsets(t, topic).await?,
             None => HashMap::new(),
         };
         Ok(TableWriter {
             topic,
+            location: location.clone(),
             uri,
             batcher: RecordBatcher::new(topic, schema_id)?,
             oldest: None,
@@ -165,23 +170,26 @@ impl TableWriter {
     /// is lost and the offsets never get ahead of the rows.
     async fn flush(&mut self) -> Result<usize, HistoryError> {
         if self.pending.is_none() {
-            self.oldest = None;
-            // Everything buffered is covered by this commit, skipped records (tombstones,
-            // unreadable ones) included, so their offsets move on with it.
-            let covered: Vec<(i32, i64)> = self.buffered.iter().map(|(p, o)| (*p, *o)).collect();
-            match self.batcher.take()? {
-                Some((batch, _)) => self.pending = Some((batch, covered)),
-                None => {
-                    for (p, o) in covered {
-                        let c = self.committed.entry(p).or_insert(o);
-                        *c = (*c).max(o);
-                    }
-                }
-            }
+            self.stage()?;
         }
+        // Rows another writer committed meanwhile (a partition that moved to another member and
+        // back, or a commit that succeeded although it reported a failure) are dropped here.
+        let committed = self.committed.clone();
+        let fresh = |p: i32, o: i64| committed.get(&p).is_none_or(|c| o > *c);
+        self.pending = match self.pending.take() {
+            Some(b) => layout::retain_rows(&b, |_| true, fresh)
+                .map_err(|e| layout::convert_err(self.topic.name, e))?,
+            None => None,
+        };
         let Some((batch, offsets)) = self.pending.clone() else {
             return Ok(0);
         };
+        if batch.num_rows() == 0 {
+            // Only skipped records (tombstones, unreadable ones): no file to write.
+            self.advance(&offsets);
+            self.pending = None;
+            return Ok(0);
+        }
         let rows = batch.num_rows();
         let txns = offsets
             .iter()
@@ -189,28 +197,151 @@ impl TableWriter {
             .collect();
         let table = match self.table.take() {
             Some(t) => t,
-            None => tables::new_table(&self.uri)?,
+            None => tables::new_table(&self.location, &self.uri)?,
         };
         let written = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .with_partition_columns([DATE_COLUMN])
+            .with_writer_properties(writer_properties())
             .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
             .await;
         match written {
             Ok(t) => {
                 self.table = Some(t);
                 self.pending = None;
-                self.committed.extend(offsets);
+                self.advance(&offsets);
                 Ok(rows)
             }
             Err(e) => {
-                // The handle may be stale after a failed commit: reopen on the next attempt.
-                self.table = open_table(&self.uri).await.ok().flatten();
+                // The handle may be stale after a failed commit (or another writer committed the
+                // same partitions): reopen, and take the table's offsets as the truth again.
+                self.table = open_table_at(&self.location, &self.uri)
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(t) = &self.table
+                    && let Ok(now) = table_offsets(t, self.topic).await
+                {
+                    self.committed.extend(now);
+                }
                 Err(self.delta_err(e))
             }
         }
     }
+
+    /// Moves what is buffered into `pending`: one batch with the offsets it covers.
+    fn stage(&mut self) -> Result<(), HistoryError> {
+        self.oldest = None;
+        // Everything buffered is covered by the commit, skipped records (tombstones, unreadable
+        // ones) included, so their offsets move on with it.
+        let covered: Vec<(i32, i64)> = self.buffered.iter().map(|(p, o)| (*p, *o)).collect();
+        self.pending = match self.batcher.take()? {
+            Some((batch, _)) => Some((batch, covered)),
+            None if covered.is_empty() => None,
+            None => Some((RecordBatch::new_empty(self.batcher.schema()), covered)),
+        };
+        Ok(())
+    }
+
+    fn advance(&mut self, offsets: &[(i32, i64)]) {
+        for (p, o) in offsets {
+            let c = self.committed.entry(*p).or_insert(*o);
+            *c = (*c).max(*o);
+        }
+    }
+
+    /// Forgets partitions this member no longer owns: their buffered rows are dropped (the new
+    /// owner reads them again from the table's offsets), so no row is written twice.
+    fn release(&mut self, partitions: &[i32]) -> Result<(), HistoryError> {
+        if self.pending.is_none() {
+            self.stage()?;
+        } else if !self.batcher.is_empty() {
+            // A failed batch waits: keep it first, and the newer rows after it.
+            let older = self.pending.take();
+            self.stage()?;
+            self.pending = merge(older, self.pending.take())
+                .map_err(|e| layout::convert_err(self.topic.name, e))?;
+        }
+        let gone = |p: i32| partitions.contains(&p);
+        self.pending = match self.pending.take() {
+            Some(b) => layout::retain_rows(&b, |p| !gone(p), |p, _| !gone(p))
+                .map_err(|e| layout::convert_err(self.topic.name, e))?,
+            None => None,
+        };
+        for p in partitions {
+            self.buffered.remove(p);
+            self.committed.remove(p);
+        }
+        Ok(())
+    }
+
+    /// Reads the table's offsets of `partitions` again (they were just assigned to this member,
+    /// and another may have written them since).
+    async fn reload(&mut self, partitions: &[i32]) -> Result<Vec<(i32, i64)>, HistoryError> {
+        let table = match self.table.take() {
+            Some(mut t) => {
+                let r = t.update_incremental(None).await;
+                self.table = Some(t);
+                r.map_err(|e| self.delta_err(e))?;
+                self.table.clone()
+            }
+            None => open_table_at(&self.location, &self.uri).await?,
+        };
+        self.table = table;
+        let now = match &self.table {
+            Some(t) => table_offsets(t, self.topic).await?,
+            None => HashMap::new(),
+        };
+        let mut out = Vec::new();
+        for p in partitions {
+            match now.get(p) {
+                Some(o) => {
+                    self.committed.insert(*p, *o);
+                    out.push((*p, *o));
+                }
+                None => {
+                    self.committed.remove(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Two staged batches as one (same schema), offsets merged.
+fn merge(
+    a: Option<layout::OffsetBatch>,
+    b: Option<layout::OffsetBatch>,
+) -> Result<Option<layout::OffsetBatch>, String> {
+    match (a, b) {
+        (Some((ba, oa)), Some((bb, ob))) => {
+            let batch = deltalake::arrow::compute::concat_batches(&ba.schema(), [&ba, &bb])
+                .map_err(|e| e.to_string())?;
+            let mut offsets = oa;
+            for (p, o) in ob {
+                match offsets.iter_mut().find(|(q, _)| *q == p) {
+                    Some(e) => e.1 = e.1.max(o),
+                    None => offsets.push((p, o)),
+                }
+            }
+            Ok(Some((batch, offsets)))
+        }
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// Rows per Parquet row group: small enough for pruning and parallel scans, large enough for
+/// good compression and few footers.
+pub const ROW_GROUP_ROWS: usize = 100_000;
+
+/// How every history file is encoded: Snappy (which every Parquet reader has), row groups near
+/// [`ROW_GROUP_ROWS`].
+fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
+    deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
 }
 
 /// What a maintenance pass did to one table.
@@ -260,7 +391,11 @@ impl TableWriter {
             }
             let target = std::num::NonZeroU64::new(COMPACT_TARGET_BYTES)
                 .unwrap_or(std::num::NonZeroU64::MIN);
-            let (t, m) = table.optimize().with_target_size(target).await?;
+            let (t, m) = table
+                .optimize()
+                .with_target_size(target)
+                .with_writer_properties(writer_properties())
+                .await?;
             rep.files_compacted = m.num_files_removed;
             rep.files_written = m.num_files_added;
             table = t;
@@ -279,7 +414,10 @@ impl TableWriter {
                 Ok(rep)
             }
             Err(e) => {
-                self.table = open_table(&self.uri).await.ok().flatten();
+                self.table = open_table_at(&self.location, &self.uri)
+                    .await
+                    .ok()
+                    .flatten();
                 Err(self.delta_err(e))
             }
         }
@@ -288,17 +426,17 @@ impl TableWriter {
 
 /// Writes records of many topics into their Delta tables.
 pub struct HistoryWriter {
-    root: String,
+    location: HistoryLocation,
     ids: SchemaIds,
     policy: FlushPolicy,
     tables: BTreeMap<String, TableWriter>,
 }
 
 impl HistoryWriter {
-    /// A writer under `root` (a local path or a URL object_store understands).
-    pub fn new(root: impl Into<String>, ids: SchemaIds, policy: FlushPolicy) -> Self {
+    /// A writer under `location` (a local path, or object storage with its options).
+    pub fn new(location: impl Into<HistoryLocation>, ids: SchemaIds, policy: FlushPolicy) -> Self {
         HistoryWriter {
-            root: root.into(),
+            location: location.into(),
             ids,
             policy,
             tables: BTreeMap::new(),
@@ -315,7 +453,7 @@ impl HistoryWriter {
             if spec.schema_json.is_none() {
                 return Ok(None);
             }
-            let w = TableWriter::open(&self.root, spec, id).await?;
+            let w = TableWriter::open(&self.location, spec, id).await?;
             self.tables.insert(topic.to_string(), w);
         }
         Ok(self.tables.get_mut(topic))
@@ -331,6 +469,32 @@ impl HistoryWriter {
             .table(topic)
             .await?
             .and_then(|t| t.committed.get(&partition).copied()))
+    }
+
+    /// Partitions of `topic` now owned by this member: reloads their offsets from the table
+    /// and returns where reading should resume (the next offset) for those the table holds.
+    pub async fn assign(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<Vec<(i32, i64)>, HistoryError> {
+        match self.table(topic).await? {
+            Some(t) => Ok(t
+                .reload(partitions)
+                .await?
+                .into_iter()
+                .map(|(p, o)| (p, o + 1))
+                .collect()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Partitions of `topic` no longer owned by this member: their buffered rows are dropped.
+    pub fn revoke(&mut self, topic: &str, partitions: &[i32]) -> Result<(), HistoryError> {
+        match self.tables.get_mut(topic) {
+            Some(t) => t.release(partitions),
+            None => Ok(()),
+        }
     }
 
     /// Buffers records; skips those already in history and those that cannot be decoded.
@@ -392,6 +556,6 @@ impl HistoryWriter {
 
     /// Where a topic's table lives.
     pub fn table_uri(&self, topic: &str) -> String {
-        tables::table_uri(&self.root, topic)
+        self.location.table_uri(topic)
     }
 }

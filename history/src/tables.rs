@@ -7,12 +7,8 @@ use automata_schemas::catalog::topics;
 use deltalake::DeltaTable;
 use deltalake::table::builder::{DeltaTableBuilder, ensure_table_uri};
 
+use crate::storage::HistoryLocation;
 use crate::{HistoryError, app_id};
-
-/// Where a topic's table lives under the history root.
-pub fn table_uri(root: &str, topic: &str) -> String {
-    format!("{}/{}", root.trim_end_matches('/'), topic)
-}
 
 fn delta_err(uri: &str, source: deltalake::DeltaTableError) -> HistoryError {
     HistoryError::Delta {
@@ -22,19 +18,30 @@ fn delta_err(uri: &str, source: deltalake::DeltaTableError) -> HistoryError {
 }
 
 /// A handle on a table location that may not hold a table yet (nothing loaded).
-pub(crate) fn new_table(uri: &str) -> Result<DeltaTable, HistoryError> {
+pub(crate) fn new_table(loc: &HistoryLocation, uri: &str) -> Result<DeltaTable, HistoryError> {
+    crate::storage::register_s3();
     let url = ensure_table_uri(uri).map_err(|e| delta_err(uri, e))?;
     DeltaTableBuilder::from_url(url)
+        .map(|b| b.with_storage_options(loc.options().clone()))
         .and_then(|b| b.build())
         .map_err(|e| delta_err(uri, e))
 }
 
-/// Opens the table at `uri`, or `None` when nothing has been written there yet.
+/// Opens the table at `uri` (a local path, or a URL reachable with the `AWS_*` environment), or
+/// `None` when nothing has been written there yet.
+pub async fn open_table(uri: &str) -> Result<Option<DeltaTable>, HistoryError> {
+    open_table_at(&HistoryLocation::default(), uri).await
+}
+
+/// Opens the table at `uri` with `loc`'s storage options, or `None` when nothing is there yet.
 ///
 /// Existence is checked first, so that a table still to be created is not an error (and not an
 /// error line in the log).
-pub async fn open_table(uri: &str) -> Result<Option<DeltaTable>, HistoryError> {
-    let mut table = new_table(uri)?;
+pub async fn open_table_at(
+    loc: &HistoryLocation,
+    uri: &str,
+) -> Result<Option<DeltaTable>, HistoryError> {
+    let mut table = new_table(loc, uri)?;
     if !table
         .verify_deltatable_existence()
         .await
@@ -73,22 +80,22 @@ pub fn history_topics() -> impl Iterator<Item = &'static TopicSpec> {
 
 /// The history tables under one root, opened lazily and refreshed on demand.
 pub struct HistoryTables {
-    root: String,
+    location: HistoryLocation,
     open: HashMap<&'static str, DeltaTable>,
 }
 
 impl HistoryTables {
-    /// Tables under `root` (a local path or a URL object_store understands).
-    pub fn new(root: impl Into<String>) -> Self {
+    /// Tables under `location` (a local path, or object storage with its options).
+    pub fn new(location: impl Into<HistoryLocation>) -> Self {
         HistoryTables {
-            root: root.into(),
+            location: location.into(),
             open: HashMap::new(),
         }
     }
 
     /// The root location.
     pub fn root(&self) -> &str {
-        &self.root
+        self.location.root()
     }
 
     /// The table of `topic` at its latest version, or `None` when nothing is written yet.
@@ -102,8 +109,8 @@ impl HistoryTables {
                 .map_err(|e| delta_err(topic, e))?;
             return Ok(Some(t.clone()));
         }
-        let uri = table_uri(&self.root, topic);
-        match open_table(&uri).await? {
+        let uri = self.location.table_uri(topic);
+        match open_table_at(&self.location, &uri).await? {
             Some(t) => {
                 self.open.insert(topic, t.clone());
                 Ok(Some(t))

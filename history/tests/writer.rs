@@ -182,3 +182,38 @@ proptest::proptest! {
         proptest::prop_assert_eq!(batch.num_rows(), rows);
     }
 }
+
+#[tokio::test]
+async fn a_partition_handed_to_another_member_is_written_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().display().to_string();
+    let mut a = HistoryWriter::new(root.clone(), ids(), policy());
+    let mut b = HistoryWriter::new(root.clone(), ids(), policy());
+    a.ingest(&records(0, 10)).await.expect("ingest");
+    assert_eq!(a.flush(true).await.expect("flush"), 30);
+    // a buffers more, then partition 1 moves to b before a writes it out.
+    a.ingest(&records(10, 10)).await.expect("ingest");
+    a.revoke(TELEMETRY_READINGS, &[1]).expect("revoke");
+    let resume = b.assign(TELEMETRY_READINGS, &[1]).await.expect("assign");
+    assert_eq!(resume, vec![(1, 10)], "b resumes after the table's offset");
+    // b is handed records from before its resume point too (a seek can race a fetch): skipped.
+    let mine: Vec<ConsumedRecord> = records(5, 15)
+        .into_iter()
+        .filter(|r| r.partition == 1)
+        .collect();
+    let rep = b.ingest(&mine).await.expect("ingest");
+    assert_eq!(rep.duplicates, 5, "what the table holds is skipped");
+    assert_eq!(rep.buffered, 10);
+    b.flush(true).await.expect("flush");
+    a.flush(true).await.expect("flush");
+    let uri = a.table_uri(TELEMETRY_READINGS);
+    let (rows, distinct) = count_rows(&uri).await;
+    assert_eq!(rows, distinct, "no row twice");
+    // Partitions 0 and 2 from a (20 each), partition 1 from a (10) and b (10).
+    assert_eq!(rows, 60);
+    let table = open_table(&uri).await.expect("open").expect("exists");
+    let offsets = table_offsets(&table, topic(TELEMETRY_READINGS).expect("topic"))
+        .await
+        .expect("offsets");
+    assert_eq!(offsets.get(&1), Some(&19));
+}

@@ -75,6 +75,9 @@ pub struct KafkaConfig {
     pub delivery_timeout_ms: u64,
     /// Most records in flight per producer before `send` waits (back-pressure).
     pub max_in_flight: usize,
+    /// Prefix of every consumer group name, so that two deployments (or a test) sharing a
+    /// cluster keep separate groups: `prod.` makes the history sink's group `prod.history`.
+    pub group_prefix: String,
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, `ssl.*`, …).
     pub properties: std::collections::BTreeMap<String, String>,
 }
@@ -86,6 +89,7 @@ impl Default for KafkaConfig {
             replication_factor: -1,
             delivery_timeout_ms: 300_000,
             max_in_flight: 100_000,
+            group_prefix: String::new(),
             properties: Default::default(),
         }
     }

@@ -285,7 +285,7 @@ impl KafkaLog {
     /// The committed offset of a group on a partition, if any.
     pub async fn committed(&self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>> {
         let mut c = base_config(&self.config);
-        c.set("group.id", group);
+        c.set("group.id", format!("{}{group}", self.config.group_prefix));
         let consumer: BaseConsumer = c.create().map_err(kerr)?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
@@ -369,8 +369,9 @@ impl KafkaLog {
         topics: &[&str],
         start: StartFrom,
     ) -> Result<KafkaConsumer> {
+        let group = format!("{}{group}", self.config.group_prefix);
         let mut c = base_config(&self.config);
-        c.set("group.id", group)
+        c.set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")

@@ -67,6 +67,43 @@ pub struct StorageConfig {
     /// A local directory or an `s3://bucket/prefix` URL (credentials from the usual `AWS_*`
     /// environment); unset, `<data_dir>/storage`.
     pub url: Option<String>,
+    /// How to reach S3-compatible storage other than AWS itself.
+    pub s3: S3Config,
+}
+
+/// Settings for S3-compatible storage. Credentials are not here on purpose: they come from
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` or the instance's role.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint of a non-AWS service (MinIO, Ceph RGW, …), e.g. `https://minio.lab:9000`.
+    pub endpoint: Option<String>,
+    /// Region (AWS); most other services accept any value.
+    pub region: Option<String>,
+    /// Allow a plain-HTTP endpoint (off: TLS is required).
+    pub allow_http: bool,
+    /// Address buckets as `bucket.endpoint` instead of `endpoint/bucket`.
+    pub virtual_hosted_style: bool,
+}
+
+impl S3Config {
+    /// The object-store options these settings stand for.
+    pub fn options(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.endpoint {
+            out.push(("aws_endpoint", e.clone()));
+        }
+        if let Some(r) = &self.region {
+            out.push(("aws_region", r.clone()));
+        }
+        if self.allow_http {
+            out.push(("aws_allow_http", "true".into()));
+        }
+        if self.virtual_hosted_style {
+            out.push(("aws_virtual_hosted_style_request", "true".into()));
+        }
+        out
+    }
 }
 
 /// Where schemas are registered.
@@ -137,6 +174,13 @@ impl Config {
     /// Where the history tables live: `<storage>/history`.
     pub fn history_root(&self) -> String {
         format!("{}/history", self.storage_url().trim_end_matches('/'))
+    }
+
+    /// The history root with the options its storage needs.
+    pub fn history_location(&self) -> Result<automata_history::HistoryLocation> {
+        automata_history::HistoryLocation::new(self.history_root())
+            .with_options(self.storage.s3.options())
+            .context("storage settings")
     }
 
     /// The data directory, resolved.

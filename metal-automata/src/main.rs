@@ -81,7 +81,8 @@ enum Command {
     Export {
         /// The table (see `sql --tables`).
         table: String,
-        /// The directory to write `<table>/part-*.parquet` under.
+        /// Where to write `<table>/part-*.parquet`: a directory or an `s3://bucket/prefix` URL
+        /// (reached with the `[storage.s3]` settings and the `AWS_*` credentials).
         #[arg(long)]
         to: String,
         /// Only rows from this time on: RFC 3339, or a span back from now such as 24h or 7d.
@@ -243,7 +244,8 @@ async fn run(cli: Cli) -> Result<()> {
             (false, Some(q)) => sql::run(&api()?, &q, cli.output, file.as_deref()).await,
         },
         Command::Export { table, to, since } => {
-            let report = sql::export(&api()?, &table, &to, since.as_deref()).await?;
+            let storage = cfg.history_location()?;
+            let report = sql::export(&api()?, &storage, &table, &to, since.as_deref()).await?;
             out.export(&report)
         }
         Command::Config => out.config(&serde_json::to_value(redacted(&cfg))?),

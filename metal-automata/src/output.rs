@@ -265,12 +265,7 @@ impl Output {
         if !self.is_table() {
             return self.json(r);
         }
-        println!(
-            "{} rows of {} written to {}",
-            r.rows,
-            r.table,
-            r.file.display()
-        );
+        println!("{} rows of {} written to {}", r.rows, r.table, r.file);
         Ok(())
     }
 }
@@ -286,10 +281,12 @@ impl Output {
             r.fleet.servers, r.fleet.sensors, r.fleet.hours, r.fleet.interval_secs, r.rows
         );
         println!(
-            "sink: {:.0} rows/s into {} Parquet files, {:.1} MB",
+            "sink: {:.0} rows/s into {} Parquet files, {:.1} MB (decode {:.0} rows/s, write {:.0} rows/s)",
             r.sink_rows_per_sec,
             r.files,
-            r.parquet_bytes as f64 / 1e6
+            r.parquet_bytes as f64 / 1e6,
+            r.decode_rows_per_sec,
+            r.write_rows_per_sec
         );
         let mut t = table(&["query", "rows", "DataFusion ms", "DuckDB ms", "ratio"]);
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));

@@ -69,7 +69,7 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
                 automata_query::sql::SqlEngine::new(
                     log.clone(),
                     schemas.ids(),
-                    cfg.history_root(),
+                    cfg.history_location()?,
                     cfg.sql.clone(),
                 ),
             )))
@@ -117,7 +117,7 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
             ("sink", r.map_err(Into::into))
         });
         let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
-        let root = cfg.history_root();
+        let root = cfg.history_location()?;
         let policy = automata_history::FlushPolicy {
             max_rows: cfg.history.max_rows.max(1),
             max_age: std::time::Duration::from_secs(cfg.history.max_age_secs),

@@ -115,15 +115,17 @@ pub fn parse_since(s: &str) -> Result<String> {
 pub struct ExportReport {
     /// Table exported.
     pub table: String,
-    /// Parquet file written.
-    pub file: PathBuf,
+    /// Parquet file written (a path or an object URL).
+    pub file: String,
     /// Rows in it.
     pub rows: usize,
 }
 
-/// Exports one table (from `since` on) as a Parquet file under `<to>/<table>/`.
+/// Exports one table (from `since` on) as a Parquet file under `<to>/<table>/`, where `to` is
+/// a local directory or an object-store URL reached with `storage`'s options.
 pub async fn export(
     api: &ApiClient,
+    storage: &automata_history::HistoryLocation,
     table: &str,
     to: &str,
     since: Option<&str>,
@@ -132,12 +134,6 @@ pub async fn export(
         let names: Vec<&str> = views::VIEWS.iter().map(|v| v.name).collect();
         bail!("no table {table:?}; the tables are {}", names.join(", "));
     };
-    if to.contains("://") && !to.starts_with("file://") {
-        bail!(
-            "export writes to a local directory for now; copy the result to {to} with your object-store tool"
-        );
-    }
-    let dir = PathBuf::from(to.trim_start_matches("file://")).join(view.name);
     let mut query = format!("SELECT * FROM {}", view.name);
     if let Some(since) = since {
         let Some(col) = view.time_column else {
@@ -151,23 +147,61 @@ pub async fn export(
             parse_since(since)?
         ));
     }
-    let (schema, batches) = api
-        .post_arrow("/api/v1/sql", &json!({ "query": query }))
-        .await?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join(format!(
+    let name = format!(
         "part-{}-{}.parquet",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         uuid::Uuid::new_v4().simple()
-    ));
-    let tmp = file.with_extension("parquet.partial");
-    let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    write_parquet(f, &schema, &batches)?;
-    // Renamed into place only when complete: readers never see half a file.
-    std::fs::rename(&tmp, &file).with_context(|| format!("cannot rename to {}", file.display()))?;
+    );
+    let remote = to.contains("://") && !to.starts_with("file://");
+    // Checked before the query runs, so that a bad destination costs nothing.
+    let target = if remote {
+        let url = url::Url::parse(&format!(
+            "{}/{}/{name}",
+            to.trim_end_matches('/'),
+            view.name
+        ))
+        .with_context(|| format!("--to {to}: not a URL"))?;
+        let (store, path) = storage.object_store(&url)?;
+        Some((store, path, url))
+    } else {
+        None
+    };
+    let (schema, batches) = api
+        .post_arrow("/api/v1/sql", &json!({ "query": query }))
+        .await?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let file = match target {
+        Some((store, path, url)) => {
+            let mut buf = Vec::new();
+            write_parquet(&mut buf, &schema, &batches)?;
+            // A multipart upload: the object appears whole when complete, never half written.
+            let mut w = object_store::buffered::BufWriter::new(store, path);
+            tokio::io::AsyncWriteExt::write_all(&mut w, &buf)
+                .await
+                .with_context(|| format!("uploading to {url}"))?;
+            tokio::io::AsyncWriteExt::shutdown(&mut w)
+                .await
+                .with_context(|| format!("uploading to {url}"))?;
+            url.to_string()
+        }
+        None => {
+            let dir = PathBuf::from(to.trim_start_matches("file://")).join(view.name);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let file = dir.join(&name);
+            let tmp = file.with_extension("parquet.partial");
+            let f =
+                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            write_parquet(f, &schema, &batches)?;
+            // Renamed into place only when complete: readers never see half a file.
+            std::fs::rename(&tmp, &file)
+                .with_context(|| format!("cannot rename to {}", file.display()))?;
+            file.display().to_string()
+        }
+    };
     Ok(ExportReport {
         table: view.name.to_string(),
         file,
-        rows: batches.iter().map(|b| b.num_rows()).sum(),
+        rows,
     })
 }

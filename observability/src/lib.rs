@@ -71,7 +71,7 @@ impl Default for ObservabilityConfig {
         Self {
             log_format: LogFormat::Text,
             // fjall and its LSM tree log every flush at info: keep the service's own lines readable.
-            log_filter: "info,fjall=warn,lsm_tree=warn,deltalake_core=warn,delta_kernel=warn,datafusion=warn".to_owned(),
+            log_filter: "info,fjall=warn,lsm_tree=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn,datafusion=warn".to_owned(),
             otlp_endpoint: None,
             otlp_metrics: true,
             service_name: "metal-automata".to_owned(),
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(cfg, ObservabilityConfig::default());
         assert_eq!(
             cfg.log_filter,
-            "info,fjall=warn,lsm_tree=warn,deltalake_core=warn,delta_kernel=warn,datafusion=warn"
+            "info,fjall=warn,lsm_tree=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn,datafusion=warn"
         );
         let cfg: ObservabilityConfig = serde_json::from_str(
             r#"{"log_format":"json","log_filter":"debug","otlp_endpoint":"http://127.0.0.1:4317","service_name":"x"}"#,

@@ -1,7 +1,11 @@
 //! Encoding typed records to Confluent-framed Avro and back, without ever panicking on input.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use apache_avro::from_value;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::ResolvedSchema;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -34,19 +38,93 @@ fn avro_err(e: impl std::fmt::Display) -> CodecError {
     CodecError::Avro(e.to_string())
 }
 
+/// One reader and one writer per Avro topic, built once: building one resolves every named type
+/// of the schema, which cost more than the record itself when it was done per record.
+static CODECS: LazyLock<HashMap<&'static str, Codec>> = LazyLock::new(|| {
+    crate::catalog::topics()
+        .iter()
+        .filter_map(|t| {
+            let schema = t.schema()?;
+            let reader = GenericDatumReader::builder(schema).build().ok()?;
+            let writer = GenericDatumWriter::builder(schema).build().ok()?;
+            let names = ResolvedSchema::try_from(schema).ok()?;
+            Some((
+                t.name,
+                Codec {
+                    schema,
+                    names,
+                    reader,
+                    writer,
+                },
+            ))
+        })
+        .collect()
+});
+
+struct Codec {
+    schema: &'static apache_avro::Schema,
+    names: ResolvedSchema<'static>,
+    reader: GenericDatumReader<'static>,
+    writer: GenericDatumWriter<'static>,
+}
+
+fn codec(topic: &TopicSpec) -> Result<&'static Codec, CodecError> {
+    CODECS
+        .get(topic.name)
+        .ok_or_else(|| CodecError::NotAvro(topic.name.into()))
+}
+
+fn body(schema_id: u32, bytes: &[u8]) -> Result<&[u8], CodecError> {
+    let (id, body) = unframe(bytes)?;
+    if id != schema_id {
+        return Err(CodecError::UnknownSchemaId {
+            found: id,
+            expected: schema_id,
+        });
+    }
+    Ok(body)
+}
+
+fn no_trailing(rest: &[u8]) -> Result<(), CodecError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(CodecError::Avro(format!(
+            "{} trailing bytes after the record",
+            rest.len()
+        )))
+    }
+}
+
+/// Checks that `bytes` is one whole `topic` record written with `schema_id`, without building
+/// it: the cheap test a batch decoder runs before letting a record into a stream.
+pub fn validate(topic: &TopicSpec, schema_id: u32, bytes: &[u8]) -> Result<(), CodecError> {
+    let mut rest = body(schema_id, bytes)?;
+    // `read_value` rather than `read_deser::<IgnoredAny>`: serde's IgnoredAny asks for
+    // `deserialize_any`, which apache-avro's direct deserializer refuses for some types.
+    let c = codec(topic)?;
+    let v = c.reader.read_value(&mut rest).map_err(avro_err)?;
+    no_trailing(rest)?;
+    // apache-avro reads a string cut short by the end of the input as null: the value is
+    // checked against the schema so that such a record is refused, not half-read.
+    if v.validate_with_names(c.schema, c.names.get_names()) {
+        Ok(())
+    } else {
+        Err(CodecError::Avro(
+            "the record ends early or does not match its schema".into(),
+        ))
+    }
+}
+
 /// Encodes `value` as a `topic` record written with schema `schema_id`.
 pub fn encode<T: Serialize>(
     topic: &TopicSpec,
     schema_id: u32,
     value: &T,
 ) -> Result<Vec<u8>, CodecError> {
-    let schema = topic
-        .schema()
-        .ok_or_else(|| CodecError::NotAvro(topic.name.into()))?;
     // Serialises straight from serde into Avro: no intermediate `Value`.
-    let body = GenericDatumWriter::builder(schema)
-        .build()
-        .map_err(avro_err)?
+    let body = codec(topic)?
+        .writer
         .write_ser_to_vec(value)
         .map_err(avro_err)?;
     Ok(frame(schema_id, &body))
@@ -58,26 +136,11 @@ pub fn decode<T: DeserializeOwned>(
     schema_id: u32,
     bytes: &[u8],
 ) -> Result<T, CodecError> {
-    let schema = topic
-        .schema()
-        .ok_or_else(|| CodecError::NotAvro(topic.name.into()))?;
-    let (id, mut body) = unframe(bytes)?;
-    if id != schema_id {
-        return Err(CodecError::UnknownSchemaId {
-            found: id,
-            expected: schema_id,
-        });
-    }
-    let v = GenericDatumReader::builder(schema)
-        .build()
-        .map_err(avro_err)?
-        .read_value(&mut body)
+    let mut rest = body(schema_id, bytes)?;
+    let v = codec(topic)?
+        .reader
+        .read_value(&mut rest)
         .map_err(avro_err)?;
-    if !body.is_empty() {
-        return Err(CodecError::Avro(format!(
-            "{} trailing bytes after the record",
-            body.len()
-        )));
-    }
+    no_trailing(rest)?;
     from_value(&v).map_err(avro_err)
 }

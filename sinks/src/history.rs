@@ -29,15 +29,15 @@ pub struct HistorySink {
 }
 
 impl HistorySink {
-    /// A sink writing under `root` with the registered schema `ids`.
+    /// A sink writing under `location` with the registered schema `ids`.
     pub fn new(
-        root: impl Into<String>,
+        location: impl Into<automata_history::HistoryLocation>,
         ids: SchemaIds,
         policy: FlushPolicy,
         upkeep: Upkeep,
     ) -> Self {
         HistorySink {
-            writer: HistoryWriter::new(root, ids, policy),
+            writer: HistoryWriter::new(location, ids, policy),
             upkeep,
             last_upkeep: Instant::now(),
         }
@@ -88,6 +88,14 @@ impl HistorySink {
     }
 }
 
+fn by_topic(partitions: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
+    let mut out: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        out.entry(t.as_str()).or_default().push(*p);
+    }
+    out
+}
+
 fn err(e: automata_history::HistoryError) -> SinkError {
     SinkError::Write {
         sink: "history",
@@ -127,6 +135,36 @@ impl Sink for HistorySink {
         let offsets = self.flush(false).await?;
         self.upkeep().await;
         Ok(offsets)
+    }
+
+    async fn assigned(
+        &mut self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<TopicPartitionOffset>, SinkError> {
+        let mut out = Vec::new();
+        for (topic, parts) in by_topic(partitions) {
+            for (partition, offset) in self.writer.assign(topic, &parts).await.map_err(err)? {
+                out.push(TopicPartitionOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                });
+            }
+        }
+        if !out.is_empty() {
+            tracing::info!(
+                partitions = out.len(),
+                "history resumes from the tables' offsets"
+            );
+        }
+        Ok(out)
+    }
+
+    fn revoked(&mut self, partitions: &[(String, i32)]) -> Result<(), SinkError> {
+        for (topic, parts) in by_topic(partitions) {
+            self.writer.revoke(topic, &parts).map_err(err)?;
+        }
+        Ok(())
     }
 
     async fn close(&mut self) -> Result<Vec<TopicPartitionOffset>, SinkError> {

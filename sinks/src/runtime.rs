@@ -6,6 +6,7 @@
 //! write healthy files) commit later; sinks whose target carries the offsets itself skip what
 //! they already hold, which makes the whole exactly once.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use automata_log::{ConsumedRecord, LogError, MessageLog, StartFrom, TopicPartitionOffset};
@@ -50,6 +51,19 @@ pub trait Sink: Send + 'static {
     {
         async { Ok(Vec::new()) }
     }
+    /// Partitions just assigned to this member: returns where to resume reading them (the next
+    /// offset), for targets that carry their own offsets; the others leave the group's.
+    fn assigned(
+        &mut self,
+        _partitions: &[(String, i32)],
+    ) -> impl std::future::Future<Output = Result<Vec<TopicPartitionOffset>, SinkError>> + Send
+    {
+        async { Ok(Vec::new()) }
+    }
+    /// Partitions taken from this member: drop whatever is buffered for them.
+    fn revoked(&mut self, _partitions: &[(String, i32)]) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Called once at shutdown: write out everything; returns durable offsets.
     fn close(
         &mut self,
@@ -59,16 +73,81 @@ pub trait Sink: Send + 'static {
     }
 }
 
-async fn commit(
-    consumer: &automata_log::LogConsumer,
+/// The consumer with what the runtime knows about it: the partitions it owns, and the offsets
+/// it last committed (so that unchanged offsets are not sent to the group coordinator again).
+struct Member {
+    consumer: automata_log::LogConsumer,
     name: &'static str,
-    offsets: Vec<TopicPartitionOffset>,
-) -> Result<(), SinkError> {
-    if !offsets.is_empty() {
-        consumer.commit(&offsets).await?;
-        metrics::counter!("automata_sink_commits_total", "sink" => name).increment(1);
+    owned: BTreeSet<(String, i32)>,
+    committed: HashMap<(String, i32), i64>,
+}
+
+impl Member {
+    async fn commit(&mut self, offsets: Vec<TopicPartitionOffset>) -> Result<(), SinkError> {
+        let changed: Vec<TopicPartitionOffset> = offsets
+            .into_iter()
+            .filter(|o| {
+                let tp = (o.topic.clone(), o.partition);
+                // A partition another member owns now is theirs to commit.
+                (self.owned.is_empty() || self.owned.contains(&tp))
+                    && self.committed.get(&tp) != Some(&o.offset)
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.consumer.commit(&changed).await {
+            // Typically a rebalance in flight (IllegalGeneration, RebalanceInProgress). The
+            // target holds what it wrote, so a lost group commit only means records are read
+            // again and skipped: retried with the next batch, never fatal.
+            metrics::counter!("automata_sink_commit_errors_total", "sink" => self.name)
+                .increment(1);
+            tracing::warn!(sink = self.name, error = %e, "offset commit failed; will retry");
+            return Ok(());
+        }
+        for o in changed {
+            self.committed.insert((o.topic, o.partition), o.offset);
+        }
+        metrics::counter!("automata_sink_commits_total", "sink" => self.name).increment(1);
+        Ok(())
     }
-    Ok(())
+
+    /// Follows a rebalance: tells the sink what it lost and gained, and resumes gained
+    /// partitions where the sink's target says (a failed seek only costs re-reading, since
+    /// sinks skip what they already hold).
+    /// Returns the partitions lost.
+    async fn follow_assignment<S: Sink>(
+        &mut self,
+        sink: &mut S,
+    ) -> Result<BTreeSet<(String, i32)>, SinkError> {
+        let now: BTreeSet<(String, i32)> = self.consumer.assignment().into_iter().collect();
+        if now == self.owned {
+            return Ok(BTreeSet::new());
+        }
+        let lost: Vec<(String, i32)> = self.owned.difference(&now).cloned().collect();
+        let gained: Vec<(String, i32)> = now.difference(&self.owned).cloned().collect();
+        if !lost.is_empty() {
+            sink.revoked(&lost)?;
+            for tp in &lost {
+                self.committed.remove(tp);
+            }
+        }
+        self.owned = now;
+        if !gained.is_empty() {
+            for o in sink.assigned(&gained).await? {
+                if let Err(e) = self.consumer.seek(&o.topic, o.partition, o.offset) {
+                    tracing::warn!(sink = self.name, topic = %o.topic, partition = o.partition, error = %e, "cannot resume from the target's offset; records it holds are skipped instead");
+                }
+            }
+        }
+        tracing::debug!(
+            sink = self.name,
+            lost = lost.len(),
+            gained = gained.len(),
+            "assignment followed"
+        );
+        Ok(lost.into_iter().collect())
+    }
 }
 
 /// Runs a sink until `shutdown`, retrying failed batches with backoff.
@@ -78,20 +157,31 @@ pub async fn run<S: Sink>(
     shutdown: CancellationToken,
 ) -> Result<(), SinkError> {
     let name = sink.name();
-    let mut consumer = log.consumer(name, &sink.inputs(), sink.start_from())?;
+    let consumer = log.consumer(name, &sink.inputs(), sink.start_from())?;
+    let mut member = Member {
+        consumer,
+        name,
+        owned: BTreeSet::new(),
+        committed: HashMap::new(),
+    };
     loop {
-        let batch = tokio::select! {
+        let mut batch = tokio::select! {
             _ = shutdown.cancelled() => {
                 let offsets = sink.close().await?;
-                return commit(&consumer, name, offsets).await;
+                return member.commit(offsets).await;
             }
-            b = consumer.recv_batch(5_000, Duration::from_millis(500)) => b?,
+            b = member.consumer.recv_batch(5_000, Duration::from_millis(500)) => b?,
         };
+        let lost = member.follow_assignment(&mut sink).await?;
+        // Records of a partition lost in this very poll belong to its new owner now.
+        if !lost.is_empty() {
+            batch.retain(|r| !lost.contains(&(r.topic.clone(), r.partition)));
+        }
         if batch.is_empty() {
             // A failed write-out is retried on the next idle tick or batch; the records stay
             // uncommitted meanwhile, so nothing is lost and the role keeps running.
             match sink.idle().await {
-                Ok(offsets) => commit(&consumer, name, offsets).await?,
+                Ok(offsets) => member.commit(offsets).await?,
                 Err(e) => {
                     metrics::counter!("automata_sink_write_errors_total", "sink" => name)
                         .increment(1);
@@ -118,6 +208,6 @@ pub async fn run<S: Sink>(
         };
         metrics::counter!("automata_sink_records_total", "sink" => name)
             .increment(batch.len() as u64);
-        commit(&consumer, name, offsets).await?;
+        member.commit(offsets).await?;
     }
 }

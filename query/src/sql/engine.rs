@@ -94,6 +94,19 @@ impl SqlError {
     }
 }
 
+/// The DataFusion settings of every query (and of `bench query`, so that it times the same).
+pub fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("datafusion", "public");
+    let parquet = &mut config.options_mut().execution.parquet;
+    // Evaluate filters while decoding (late materialisation): a query for one server or one
+    // sensor kind decodes the other columns only for the rows that match.
+    parquet.pushdown_filters = true;
+    parquet.reorder_filters = true;
+    config
+}
+
 /// Runs SQL over fleet history.
 pub struct SqlEngine {
     log: MessageLog,
@@ -103,17 +116,17 @@ pub struct SqlEngine {
 }
 
 impl SqlEngine {
-    /// An engine over the history tables under `history_root` and the log's tail.
+    /// An engine over the history tables at `history` and the log's tail.
     pub fn new(
         log: MessageLog,
         ids: SchemaIds,
-        history_root: impl Into<String>,
+        history: impl Into<automata_history::HistoryLocation>,
         config: SqlConfig,
     ) -> Self {
         SqlEngine {
             log,
             ids,
-            tables: Mutex::new(HistoryTables::new(history_root)),
+            tables: Mutex::new(HistoryTables::new(history)),
             config,
         }
     }
@@ -133,10 +146,7 @@ impl SqlEngine {
             )
             .build_arc()
             .map_err(|e| SqlError::Unavailable(e.to_string()))?;
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("datafusion", "public");
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
         if let Some(catalog) = ctx.catalog("datafusion") {
             catalog
                 .register_schema("raw", Arc::new(MemorySchemaProvider::new()))

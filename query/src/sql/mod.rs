@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use engine::{SqlConfig, SqlEngine, SqlError};
+pub use engine::{SqlConfig, SqlEngine, SqlError, session_config};
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
 

@@ -47,7 +47,7 @@ pub const VIEWS: &[View] = &[
         about: "Every sensor reading: power, temperature, fan, voltage, current, energy, utilization",
         topics: &[catalog::TELEMETRY_READINGS],
         time_column: Some("timestamp"),
-        sql: "SELECT \"timestamp\", server_id, sensor_id AS sensor, name, lower(kind) AS kind, \
+        sql: "SELECT \"timestamp\", server_id, sensor_id AS sensor, name, kind, \
               value, unit, component_id, source FROM raw.telemetry_readings",
     },
     View {
