@@ -138,35 +138,63 @@ pub enum Pushed {
 /// A batch in the table layout with the last offset it holds for each log partition.
 pub type OffsetBatch = (RecordBatch, Vec<(i32, i64)>);
 
+/// Where a row came from in the log: partition, offset, log timestamp (ms).
+type RowMeta = (i32, i64, i64);
+
 /// Decodes one topic's Avro records (Confluent framing) into Arrow batches in the table layout.
+///
+/// Records are decoded straight into arrow-avro's column builders, with no check beforehand:
+/// a record is taken when the decoder consumed exactly its bytes and exactly one row. A damaged
+/// record (cut short, trailing bytes, another schema) is caught there; one that only fails when
+/// the columns are built (a string that is not UTF-8, an enum index out of range) is caught
+/// when the decoder is flushed. Either way the decoder is rebuilt from the raw records it held,
+/// and only the damaged one is dropped: the common case pays nothing for the rare one.
 pub struct RecordBatcher {
     topic: &'static TopicSpec,
     schema_id: u32,
     decoder: Decoder,
+    /// The records in the decoder's current batch, kept to rebuild it after a damaged record.
+    in_decoder: Vec<(bytes::Bytes, RowMeta)>,
     decoded: Vec<RecordBatch>,
-    meta: Vec<(i32, i64, i64)>,
+    /// Origin of every row in `decoded`, in order.
+    meta: Vec<RowMeta>,
+    /// Records first taken as rows and dropped when their columns failed to build.
+    dropped: usize,
     schema: SchemaRef,
+}
+
+/// Rows arrow-avro decodes into one batch before it is flushed into `decoded`.
+const DECODER_BATCH_ROWS: usize = 8192;
+
+fn new_decoder(topic: &'static TopicSpec, schema_id: u32) -> Result<Decoder, HistoryError> {
+    let json = topic
+        .schema_json
+        .ok_or_else(|| convert_err(topic.name, "topic has no Avro schema"))?;
+    let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+    store
+        .set(
+            Fingerprint::Id(schema_id),
+            AvroSchema::new(json.to_string()),
+        )
+        .map_err(|e| convert_err(topic.name, e))?;
+    ReaderBuilder::new()
+        .with_writer_schema_store(store)
+        .with_reader_schema(AvroSchema::new(json.to_string()))
+        .with_batch_size(DECODER_BATCH_ROWS)
+        .build_decoder()
+        .map_err(|e| convert_err(topic.name, e))
+}
+
+/// Decodes `value` as exactly one record: it consumed all the bytes and added one row.
+fn decode_one(decoder: &mut Decoder, value: &[u8]) -> bool {
+    let before = decoder.capacity();
+    matches!(decoder.decode(value), Ok(n) if n == value.len()) && decoder.capacity() + 1 == before
 }
 
 impl RecordBatcher {
     /// A batcher for `topic`, whose records carry registered schema id `schema_id`.
     pub fn new(topic: &'static TopicSpec, schema_id: u32) -> Result<Self, HistoryError> {
-        let json = topic
-            .schema_json
-            .ok_or_else(|| convert_err(topic.name, "topic has no Avro schema"))?;
-        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
-        store
-            .set(
-                Fingerprint::Id(schema_id),
-                AvroSchema::new(json.to_string()),
-            )
-            .map_err(|e| convert_err(topic.name, e))?;
-        let decoder = ReaderBuilder::new()
-            .with_writer_schema_store(store)
-            .with_reader_schema(AvroSchema::new(json.to_string()))
-            .with_batch_size(8192)
-            .build_decoder()
-            .map_err(|e| convert_err(topic.name, e))?;
+        let decoder = new_decoder(topic, schema_id)?;
         let mut fields: Vec<Field> = decoder
             .schema()
             .fields()
@@ -185,8 +213,10 @@ impl RecordBatcher {
             topic,
             schema_id,
             decoder,
+            in_decoder: Vec::with_capacity(DECODER_BATCH_ROWS),
             decoded: Vec::new(),
             meta: Vec::new(),
+            dropped: 0,
             schema: Arc::new(Schema::new(fields)),
         })
     }
@@ -198,55 +228,81 @@ impl RecordBatcher {
 
     /// Rows pushed and not yet taken.
     pub fn len(&self) -> usize {
-        self.meta.len()
+        self.meta.len() + self.in_decoder.len()
     }
 
     /// Whether no rows wait.
     pub fn is_empty(&self) -> bool {
-        self.meta.is_empty()
+        self.len() == 0
+    }
+
+    /// Records [`push`](Self::push) took as rows that turned out damaged when their columns
+    /// were built, since the last call: they are not in the batch.
+    pub fn take_dropped(&mut self) -> usize {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Decodes one record into the pending batch.
     pub fn push(&mut self, r: &ConsumedRecord) -> Result<Pushed, HistoryError> {
-        let Some(value) = r.record.value.as_deref() else {
+        let Some(value) = r.record.value.as_ref() else {
             return Ok(Pushed::Tombstone);
         };
-        // arrow-avro decodes a stream: check each record on its own first, so that a damaged
-        // one is skipped instead of derailing the rows after it.
-        if automata_schemas::validate(self.topic, self.schema_id, value).is_err() {
-            return Ok(Pushed::Unreadable);
-        }
         if self.decoder.batch_is_full() {
             self.drain_decoder()?;
         }
-        let n = self
-            .decoder
-            .decode(value)
-            .map_err(|e| convert_err(self.topic.name, e))?;
-        if n != value.len() {
-            // A whole record decoded and bytes trail it: the row stands (as for any Avro
-            // reader), the trailing bytes are ignored.
-            tracing::debug!(
-                topic = self.topic.name,
-                offset = r.offset,
-                trailing = value.len() - n,
-                "record with trailing bytes"
-            );
+        let meta = (r.partition, r.offset, r.record.timestamp_ms.unwrap_or(0));
+        if decode_one(&mut self.decoder, value) {
+            self.in_decoder.push((value.clone(), meta));
+            return Ok(Pushed::Row);
         }
-        self.meta
-            .push((r.partition, r.offset, r.record.timestamp_ms.unwrap_or(0)));
-        Ok(Pushed::Row)
+        // The decoder is left mid-record: rebuild it from the rows it held, without this one.
+        tracing::debug!(
+            topic = self.topic.name,
+            partition = r.partition,
+            offset = r.offset,
+            "record does not decode with the topic's schema: skipped"
+        );
+        self.rebuild()?;
+        Ok(Pushed::Unreadable)
+    }
+
+    /// A fresh decoder with the held records decoded into it again, flushed one by one so
+    /// that a record whose columns fail to build is found and dropped.
+    fn rebuild(&mut self) -> Result<(), HistoryError> {
+        self.decoder = new_decoder(self.topic, self.schema_id)?;
+        for (value, meta) in std::mem::take(&mut self.in_decoder) {
+            let row = if decode_one(&mut self.decoder, &value) {
+                self.decoder.flush().ok().flatten()
+            } else {
+                None
+            };
+            match row {
+                Some(b) => {
+                    self.decoded.push(b);
+                    self.meta.push(meta);
+                }
+                None => {
+                    self.dropped += 1;
+                    self.decoder = new_decoder(self.topic, self.schema_id)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn drain_decoder(&mut self) -> Result<(), HistoryError> {
-        if let Some(b) = self
-            .decoder
-            .flush()
-            .map_err(|e| convert_err(self.topic.name, e))?
-        {
-            self.decoded.push(b);
+        match self.decoder.flush() {
+            Ok(Some(b)) => {
+                self.decoded.push(b);
+                self.meta.extend(self.in_decoder.drain(..).map(|(_, m)| m));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::debug!(topic = self.topic.name, error = %e, "a record's columns do not build: finding it");
+                self.rebuild()
+            }
         }
-        Ok(())
     }
 
     /// Takes the pending rows as one batch in the table layout, with the partitions and last
@@ -254,6 +310,7 @@ impl RecordBatcher {
     pub fn take(&mut self) -> Result<Option<OffsetBatch>, HistoryError> {
         self.drain_decoder()?;
         if self.meta.is_empty() {
+            self.decoded.clear();
             return Ok(None);
         }
         let name = self.topic.name;
@@ -287,9 +344,7 @@ impl RecordBatcher {
             )
             .with_timezone("UTC"),
         ));
-        columns.push(Arc::new(StringArray::from_iter_values(
-            meta.iter().map(|m| day(m.2)),
-        )));
+        columns.push(Arc::new(days(meta.iter().map(|m| m.2))));
         let batch =
             RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| convert_err(name, e))?;
         let mut last: Vec<(i32, i64)> = Vec::new();
@@ -301,6 +356,25 @@ impl RecordBatcher {
         }
         Ok(Some((batch, last)))
     }
+}
+
+/// The `date` column of millisecond timestamps: formatted once per day, not once per row.
+fn days(ts_ms: impl Iterator<Item = i64>) -> StringArray {
+    const DAY_MS: i64 = 86_400_000;
+    let mut current: Option<(i64, String)> = None;
+    let mut out = deltalake::arrow::array::StringBuilder::new();
+    for ts in ts_ms {
+        let n = ts.div_euclid(DAY_MS);
+        match &current {
+            Some((d, s)) if *d == n => out.append_value(s),
+            _ => {
+                let s = day(ts);
+                out.append_value(&s);
+                current = Some((n, s));
+            }
+        }
+    }
+    out.finish()
 }
 
 /// The rows of `batch` whose log partition and offset pass `keep`, with the offsets recomputed

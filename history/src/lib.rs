@@ -13,6 +13,7 @@
 //! are read again). A commit is atomic in the Delta log: a half-written file is never visible.
 
 pub mod layout;
+pub mod scan;
 pub mod storage;
 pub mod tables;
 
@@ -92,6 +93,13 @@ pub struct IngestReport {
     pub unreadable: usize,
 }
 
+/// One batch being encoded and committed by a background task.
+struct Write {
+    handle: tokio::task::JoinHandle<(Result<DeltaTable, deltalake::DeltaTableError>, Duration)>,
+    /// The batch and its offsets: kept to be retried if the commit fails.
+    batch: layout::OffsetBatch,
+}
+
 /// Buffers one topic's records and appends them to its Delta table.
 struct TableWriter {
     topic: &'static TopicSpec,
@@ -103,6 +111,10 @@ struct TableWriter {
     buffered: HashMap<i32, i64>,
     /// A batch taken from the buffer whose commit failed: written first on the next flush.
     pending: Option<layout::OffsetBatch>,
+    /// The batch being written in the background.
+    writing: Option<Write>,
+    /// Time spent encoding Parquet and committing, summed over finished writes.
+    write_time: Duration,
     /// Last offset in the table, per log partition.
     committed: HashMap<i32, i64>,
     table: Option<DeltaTable>,
@@ -128,6 +140,8 @@ impl TableWriter {
             oldest: None,
             buffered: HashMap::new(),
             pending: None,
+            writing: None,
+            write_time: Duration::ZERO,
             committed,
             table,
         })
@@ -154,6 +168,9 @@ impl TableWriter {
             layout::Pushed::Unreadable => rep.unreadable += 1,
             layout::Pushed::Tombstone => {}
         }
+        let dropped = self.batcher.take_dropped();
+        rep.buffered = rep.buffered.saturating_sub(dropped);
+        rep.unreadable += dropped;
         self.buffered.insert(r.partition, r.offset);
         Ok(())
     }
@@ -164,33 +181,60 @@ impl TableWriter {
             || self.oldest.is_some_and(|t| t.elapsed() >= policy.max_age)
     }
 
-    /// Appends what is buffered as one Delta commit carrying the offsets; returns rows written.
+    /// Writes out what is due (everything with `force`) and collects a finished background
+    /// write; returns the rows committed by this call.
     ///
-    /// If the commit fails, the batch stays pending and is written first next time, so no row
-    /// is lost and the offsets never get ahead of the rows.
-    async fn flush(&mut self) -> Result<usize, HistoryError> {
-        if self.pending.is_none() {
-            self.stage()?;
+    /// Parquet encoding and the Delta commit run as a background task, so the next records are
+    /// decoded while the last batch is written: one write per table at a time, and a new one
+    /// waits for the last. With `force`, returns only when everything buffered is committed.
+    ///
+    /// If a commit fails, its batch stays pending and is written first next time, so no row is
+    /// lost and the offsets never get ahead of the rows.
+    async fn flush(&mut self, due: bool, force: bool) -> Result<usize, HistoryError> {
+        let start = due || force;
+        let mut rows = 0;
+        if self
+            .writing
+            .as_ref()
+            .is_some_and(|w| start || w.handle.is_finished())
+        {
+            rows += self.finish_write().await?;
         }
-        // Rows another writer committed meanwhile (a partition that moved to another member and
-        // back, or a commit that succeeded although it reported a failure) are dropped here.
-        let committed = self.committed.clone();
-        let fresh = |p: i32, o: i64| committed.get(&p).is_none_or(|c| o > *c);
-        self.pending = match self.pending.take() {
-            Some(b) => layout::retain_rows(&b, |_| true, fresh)
-                .map_err(|e| layout::convert_err(self.topic.name, e))?,
-            None => None,
+        if !start {
+            return Ok(rows);
+        }
+        self.start_write()?;
+        if force {
+            rows += self.finish_write().await?;
+        }
+        Ok(rows)
+    }
+
+    /// Stages what is buffered (or the batch that failed last time) and starts writing it.
+    fn start_write(&mut self) -> Result<(), HistoryError> {
+        let batch = match self.pending.take() {
+            // A retried batch: rows another writer committed meanwhile (a partition that moved
+            // to another member and back, or a commit that landed although it reported a
+            // failure) are dropped first.
+            Some(b) => {
+                let committed = &self.committed;
+                layout::retain_rows(
+                    &b,
+                    |_| true,
+                    |p, o| committed.get(&p).is_none_or(|c| o > *c),
+                )
+                .map_err(|e| layout::convert_err(self.topic.name, e))?
+            }
+            None => self.stage()?,
         };
-        let Some((batch, offsets)) = self.pending.clone() else {
-            return Ok(0);
+        let Some((batch, offsets)) = batch else {
+            return Ok(());
         };
         if batch.num_rows() == 0 {
             // Only skipped records (tombstones, unreadable ones): no file to write.
             self.advance(&offsets);
-            self.pending = None;
-            return Ok(0);
+            return Ok(());
         }
-        let rows = batch.num_rows();
         let txns = offsets
             .iter()
             .map(|(p, o)| Transaction::new(app_id(self.topic.name, *p), *o))
@@ -199,49 +243,81 @@ impl TableWriter {
             Some(t) => t,
             None => tables::new_table(&self.location, &self.uri)?,
         };
-        let written = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .with_partition_columns([DATE_COLUMN])
-            .with_writer_properties(writer_properties())
-            .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
-            .await;
+        let rows = batch.clone();
+        let handle = tokio::spawn(async move {
+            let started = Instant::now();
+            let written = table
+                .write(vec![rows])
+                .with_save_mode(SaveMode::Append)
+                .with_partition_columns([DATE_COLUMN])
+                .with_writer_properties(writer_properties())
+                .with_commit_properties(
+                    CommitProperties::default().with_application_transactions(txns),
+                )
+                .await;
+            (written, started.elapsed())
+        });
+        self.writing = Some(Write {
+            handle,
+            batch: (batch, offsets),
+        });
+        Ok(())
+    }
+
+    /// Waits for the background write, if any; returns the rows it committed.
+    async fn finish_write(&mut self) -> Result<usize, HistoryError> {
+        let Some(Write { handle, batch }) = self.writing.take() else {
+            return Ok(0);
+        };
+        let (written, took) = match handle.await {
+            Ok(r) => r,
+            Err(e) => (
+                Err(deltalake::DeltaTableError::Generic(format!(
+                    "the write task failed: {e}"
+                ))),
+                Duration::ZERO,
+            ),
+        };
+        self.write_time += took;
         match written {
             Ok(t) => {
                 self.table = Some(t);
-                self.pending = None;
-                self.advance(&offsets);
-                Ok(rows)
+                self.advance(&batch.1);
+                Ok(batch.0.num_rows())
             }
             Err(e) => {
-                // The handle may be stale after a failed commit (or another writer committed the
-                // same partitions): reopen, and take the table's offsets as the truth again.
-                self.table = open_table_at(&self.location, &self.uri)
-                    .await
-                    .ok()
-                    .flatten();
-                if let Some(t) = &self.table
-                    && let Ok(now) = table_offsets(t, self.topic).await
-                {
-                    self.committed.extend(now);
-                }
+                self.pending = Some(batch);
+                self.reopen().await;
                 Err(self.delta_err(e))
             }
         }
     }
 
-    /// Moves what is buffered into `pending`: one batch with the offsets it covers.
-    fn stage(&mut self) -> Result<(), HistoryError> {
+    /// After a failed operation the handle may be stale (or another writer committed the same
+    /// partitions): reopen the table, and take its offsets as the truth again.
+    async fn reopen(&mut self) {
+        self.table = open_table_at(&self.location, &self.uri)
+            .await
+            .ok()
+            .flatten();
+        if let Some(t) = &self.table
+            && let Ok(now) = table_offsets(t, self.topic).await
+        {
+            self.advance(&now.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    /// What is buffered, taken from the batcher: one batch with the offsets it covers.
+    fn stage(&mut self) -> Result<Option<layout::OffsetBatch>, HistoryError> {
         self.oldest = None;
         // Everything buffered is covered by the commit, skipped records (tombstones, unreadable
         // ones) included, so their offsets move on with it.
         let covered: Vec<(i32, i64)> = self.buffered.iter().map(|(p, o)| (*p, *o)).collect();
-        self.pending = match self.batcher.take()? {
+        Ok(match self.batcher.take()? {
             Some((batch, _)) => Some((batch, covered)),
             None if covered.is_empty() => None,
             None => Some((RecordBatch::new_empty(self.batcher.schema()), covered)),
-        };
-        Ok(())
+        })
     }
 
     fn advance(&mut self, offsets: &[(i32, i64)]) {
@@ -253,18 +329,17 @@ impl TableWriter {
 
     /// Forgets partitions this member no longer owns: their buffered rows are dropped (the new
     /// owner reads them again from the table's offsets), so no row is written twice.
-    fn release(&mut self, partitions: &[i32]) -> Result<(), HistoryError> {
-        if self.pending.is_none() {
-            self.stage()?;
-        } else if !self.batcher.is_empty() {
-            // A failed batch waits: keep it first, and the newer rows after it.
-            let older = self.pending.take();
-            self.stage()?;
-            self.pending = merge(older, self.pending.take())
-                .map_err(|e| layout::convert_err(self.topic.name, e))?;
+    async fn release(&mut self, partitions: &[i32]) -> Result<(), HistoryError> {
+        // A write under way ends first; if it failed, its batch is pending and filtered below.
+        if let Err(e) = self.finish_write().await {
+            tracing::warn!(error = %e, "history write failed while partitions were revoked");
         }
+        // A failed batch first, then the newer rows.
+        let staged = self.stage()?;
+        let all = merge(self.pending.take(), staged)
+            .map_err(|e| layout::convert_err(self.topic.name, e))?;
         let gone = |p: i32| partitions.contains(&p);
-        self.pending = match self.pending.take() {
+        self.pending = match all {
             Some(b) => layout::retain_rows(&b, |p| !gone(p), |p, _| !gone(p))
                 .map_err(|e| layout::convert_err(self.topic.name, e))?,
             None => None,
@@ -279,16 +354,17 @@ impl TableWriter {
     /// Reads the table's offsets of `partitions` again (they were just assigned to this member,
     /// and another may have written them since).
     async fn reload(&mut self, partitions: &[i32]) -> Result<Vec<(i32, i64)>, HistoryError> {
-        let table = match self.table.take() {
-            Some(mut t) => {
-                let r = t.update_incremental(None).await;
-                self.table = Some(t);
-                r.map_err(|e| self.delta_err(e))?;
-                self.table.clone()
+        if let Err(e) = self.finish_write().await {
+            tracing::warn!(error = %e, "history write failed while partitions were assigned");
+        }
+        match self.table.as_mut() {
+            Some(t) => {
+                if let Err(e) = t.update_incremental(None).await {
+                    return Err(self.delta_err(e));
+                }
             }
-            None => open_table_at(&self.location, &self.uri).await?,
-        };
-        self.table = table;
+            None => self.table = open_table_at(&self.location, &self.uri).await?,
+        }
         let now = match &self.table {
             Some(t) => table_offsets(t, self.topic).await?,
             None => HashMap::new(),
@@ -374,6 +450,7 @@ impl TableWriter {
             table: self.topic.name.to_string(),
             ..Default::default()
         };
+        self.finish_write().await?;
         let Some(mut table) = self.table.take() else {
             return Ok(rep);
         };
@@ -414,10 +491,7 @@ impl TableWriter {
                 Ok(rep)
             }
             Err(e) => {
-                self.table = open_table_at(&self.location, &self.uri)
-                    .await
-                    .ok()
-                    .flatten();
+                self.reopen().await;
                 Err(self.delta_err(e))
             }
         }
@@ -490,9 +564,9 @@ impl HistoryWriter {
     }
 
     /// Partitions of `topic` no longer owned by this member: their buffered rows are dropped.
-    pub fn revoke(&mut self, topic: &str, partitions: &[i32]) -> Result<(), HistoryError> {
+    pub async fn revoke(&mut self, topic: &str, partitions: &[i32]) -> Result<(), HistoryError> {
         match self.tables.get_mut(topic) {
-            Some(t) => t.release(partitions),
+            Some(t) => t.release(partitions).await,
             None => Ok(()),
         }
     }
@@ -511,15 +585,21 @@ impl HistoryWriter {
         Ok(rep)
     }
 
-    /// Writes every table whose buffer is due (or all, with `force`); returns rows written.
+    /// Starts writing every table whose buffer is due and collects the writes that finished;
+    /// with `force`, writes everything and waits. Returns the rows committed by this call.
     pub async fn flush(&mut self, force: bool) -> Result<usize, HistoryError> {
         let mut rows = 0;
         for t in self.tables.values_mut() {
-            if force || t.due(&self.policy) {
-                rows += t.flush().await?;
-            }
+            let due = t.due(&self.policy);
+            rows += t.flush(due, force).await?;
         }
         Ok(rows)
+    }
+
+    /// Time spent encoding Parquet and committing, summed over finished writes of all tables
+    /// (they run in the background, beside decoding).
+    pub fn write_time(&self) -> Duration {
+        self.tables.values().map(|t| t.write_time).sum()
     }
 
     /// Compacts, expires (per `retention`, by topic) and vacuums every table opened so far.
@@ -550,7 +630,11 @@ impl HistoryWriter {
     pub fn buffered(&self) -> usize {
         self.tables
             .values()
-            .map(|t| t.batcher.len() + t.pending.as_ref().map_or(0, |p| p.0.num_rows()))
+            .map(|t| {
+                t.batcher.len()
+                    + t.pending.as_ref().map_or(0, |p| p.0.num_rows())
+                    + t.writing.as_ref().map_or(0, |w| w.batch.0.num_rows())
+            })
             .sum()
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use automata_history::layout::Pushed;
 use automata_history::{FlushPolicy, HistoryWriter, RecordBatcher, open_table, table_offsets};
 use automata_log::{ConsumedRecord, Record};
 use automata_schemas::SchemaIds;
@@ -155,9 +156,81 @@ fn the_table_layout_uses_types_delta_can_store() {
     );
 }
 
+/// A pushed record with `value` at `offset` of partition 0.
+fn with_value(value: Vec<u8>, offset: i64) -> ConsumedRecord {
+    let mut r = records(0, 1).remove(0);
+    r.offset = offset;
+    r.record.value = Some(value.into());
+    r
+}
+
+#[test]
+fn only_whole_records_become_rows() {
+    let spec = topic(TELEMETRY_READINGS).expect("topic");
+    let mut b = RecordBatcher::new(spec, SAMPLE_SCHEMA_ID).expect("batcher");
+    let good = telemetry_reading_bytes("srv-0", 1).expect("encode");
+    let mut offset = 0;
+    let mut push = |b: &mut RecordBatcher, v: Vec<u8>| {
+        offset += 1;
+        b.push(&with_value(v, offset)).expect("push")
+    };
+    for n in 0..good.len() {
+        assert_eq!(
+            push(&mut b, good[..n].to_vec()),
+            Pushed::Unreadable,
+            "a record cut to {n} of {} bytes",
+            good.len()
+        );
+        assert_eq!(push(&mut b, good.clone()), Pushed::Row, "the next record");
+    }
+    let mut longer = good.clone();
+    longer.push(0);
+    assert_eq!(push(&mut b, longer), Pushed::Unreadable, "trailing bytes");
+    let mut other_schema = good.clone();
+    other_schema[4] = other_schema[4].wrapping_add(1);
+    assert_eq!(
+        push(&mut b, other_schema),
+        Pushed::Unreadable,
+        "another schema id"
+    );
+    let mut twice = good.clone();
+    twice.extend_from_slice(&good);
+    assert_eq!(
+        push(&mut b, twice),
+        Pushed::Unreadable,
+        "two records in one"
+    );
+    let (batch, _) = b.take().expect("take").expect("rows");
+    assert_eq!(batch.num_rows(), good.len());
+    assert_eq!(b.take_dropped(), 0);
+}
+
+#[test]
+fn a_record_whose_columns_do_not_build_is_dropped_alone() {
+    let spec = topic(TELEMETRY_READINGS).expect("topic");
+    let mut b = RecordBatcher::new(spec, SAMPLE_SCHEMA_ID).expect("batcher");
+    let good = telemetry_reading_bytes("srv-0", 1).expect("encode");
+    // Same length, not UTF-8: it decodes, and fails only when the string column is built.
+    let bad = telemetry_reading_bytes("srv-\u{e9}", 1).expect("encode");
+    let at = bad
+        .windows(2)
+        .position(|w| w == [0xc3, 0xa9])
+        .expect("the accented byte pair");
+    let mut bad = bad;
+    bad[at] = 0xff;
+    for i in 0..10 {
+        let v = if i == 4 { bad.clone() } else { good.clone() };
+        assert_eq!(b.push(&with_value(v, i)).expect("push"), Pushed::Row);
+    }
+    let (batch, offsets) = b.take().expect("take").expect("rows");
+    assert_eq!(batch.num_rows(), 9, "every good record is kept");
+    assert_eq!(b.take_dropped(), 1);
+    assert_eq!(offsets, vec![(0, 9)]);
+}
+
 proptest::proptest! {
     /// Whatever bytes arrive on a topic, the batcher skips or decodes them; it never panics and
-    /// never lets a damaged record break the batch.
+    /// never lets a damaged record break the batch: every good record is a row.
     #[test]
     fn arbitrary_bytes_never_panic_or_break_the_batch(
         noise in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), 1..20),
@@ -166,20 +239,28 @@ proptest::proptest! {
         let mut b = RecordBatcher::new(spec, SAMPLE_SCHEMA_ID).expect("batcher");
         let good = records(0, 1);
         let mut rows = 0;
+        let goods = noise.len();
         for (i, bytes) in noise.into_iter().enumerate() {
             let mut framed = vec![0u8, 0, 0, 0, SAMPLE_SCHEMA_ID as u8];
             framed.extend(bytes);
-            let mut r = good[0].clone();
-            r.offset = i as i64;
-            r.record.value = Some(framed.into());
-            if b.push(&r).expect("push") == automata_history::layout::Pushed::Row {
+            if b.push(&with_value(framed, 2 * i as i64)).expect("push") == Pushed::Row {
                 rows += 1;
             }
-            b.push(&good[0]).expect("a good record after noise");
+            let mut r = good[0].clone();
+            r.offset = 2 * i as i64 + 1;
+            proptest::prop_assert_eq!(b.push(&r).expect("a good record after noise"), Pushed::Row);
             rows += 1;
         }
         let (batch, _) = b.take().expect("take").expect("rows");
-        proptest::prop_assert_eq!(batch.num_rows(), rows);
+        proptest::prop_assert_eq!(batch.num_rows() + b.take_dropped(), rows);
+        let offsets = batch
+            .column_by_name("_offset")
+            .expect("offsets")
+            .as_any()
+            .downcast_ref::<deltalake::arrow::array::Int64Array>()
+            .expect("i64");
+        let odd = offsets.iter().flatten().filter(|o| o % 2 == 1).count();
+        proptest::prop_assert_eq!(odd, goods, "every good record is a row");
     }
 }
 
@@ -193,7 +274,7 @@ async fn a_partition_handed_to_another_member_is_written_once() {
     assert_eq!(a.flush(true).await.expect("flush"), 30);
     // a buffers more, then partition 1 moves to b before a writes it out.
     a.ingest(&records(10, 10)).await.expect("ingest");
-    a.revoke(TELEMETRY_READINGS, &[1]).expect("revoke");
+    a.revoke(TELEMETRY_READINGS, &[1]).await.expect("revoke");
     let resume = b.assign(TELEMETRY_READINGS, &[1]).await.expect("assign");
     assert_eq!(resume, vec![(1, 10)], "b resumes after the table's offset");
     // b is handed records from before its resume point too (a seek can race a fetch): skipped.

@@ -5,7 +5,6 @@ use std::sync::LazyLock;
 
 use apache_avro::from_value;
 use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::schema::ResolvedSchema;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -47,23 +46,12 @@ static CODECS: LazyLock<HashMap<&'static str, Codec>> = LazyLock::new(|| {
             let schema = t.schema()?;
             let reader = GenericDatumReader::builder(schema).build().ok()?;
             let writer = GenericDatumWriter::builder(schema).build().ok()?;
-            let names = ResolvedSchema::try_from(schema).ok()?;
-            Some((
-                t.name,
-                Codec {
-                    schema,
-                    names,
-                    reader,
-                    writer,
-                },
-            ))
+            Some((t.name, Codec { reader, writer }))
         })
         .collect()
 });
 
 struct Codec {
-    schema: &'static apache_avro::Schema,
-    names: ResolvedSchema<'static>,
     reader: GenericDatumReader<'static>,
     writer: GenericDatumWriter<'static>,
 }
@@ -93,26 +81,6 @@ fn no_trailing(rest: &[u8]) -> Result<(), CodecError> {
             "{} trailing bytes after the record",
             rest.len()
         )))
-    }
-}
-
-/// Checks that `bytes` is one whole `topic` record written with `schema_id`, without building
-/// it: the cheap test a batch decoder runs before letting a record into a stream.
-pub fn validate(topic: &TopicSpec, schema_id: u32, bytes: &[u8]) -> Result<(), CodecError> {
-    let mut rest = body(schema_id, bytes)?;
-    // `read_value` rather than `read_deser::<IgnoredAny>`: serde's IgnoredAny asks for
-    // `deserialize_any`, which apache-avro's direct deserializer refuses for some types.
-    let c = codec(topic)?;
-    let v = c.reader.read_value(&mut rest).map_err(avro_err)?;
-    no_trailing(rest)?;
-    // apache-avro reads a string cut short by the end of the input as null: the value is
-    // checked against the schema so that such a record is refused, not half-read.
-    if v.validate_with_names(c.schema, c.names.get_names()) {
-        Ok(())
-    } else {
-        Err(CodecError::Avro(
-            "the record ends early or does not match its schema".into(),
-        ))
     }
 }
 

@@ -10,4 +10,4 @@ pub mod types;
 pub mod wire;
 
 pub use catalog::{SchemaIds, TopicSpec, topics};
-pub use codec::{CodecError, decode, encode, validate};
+pub use codec::{CodecError, decode, encode};

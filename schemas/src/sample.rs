@@ -112,23 +112,4 @@ mod tests {
         }
         assert!(decode::<TelemetryReading>(spec, SAMPLE_SCHEMA_ID, &garbage).is_err());
     }
-
-    #[test]
-    fn validate_accepts_whole_records_only() {
-        let spec = topic(TELEMETRY_READINGS).expect("topic");
-        let good = telemetry_reading_bytes("s", 1).expect("encode");
-        crate::codec::validate(spec, SAMPLE_SCHEMA_ID, &good).expect("a whole record is valid");
-        for n in 0..good.len() {
-            let r = crate::codec::validate(spec, SAMPLE_SCHEMA_ID, &good[..n]);
-            assert!(
-                r.is_err(),
-                "a record cut to {n} of {} bytes passed",
-                good.len()
-            );
-        }
-        let mut longer = good.clone();
-        longer.push(0);
-        assert!(crate::codec::validate(spec, SAMPLE_SCHEMA_ID, &longer).is_err());
-        assert!(crate::codec::validate(spec, 2, &good).is_err());
-    }
 }

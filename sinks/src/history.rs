@@ -160,9 +160,9 @@ impl Sink for HistorySink {
         Ok(out)
     }
 
-    fn revoked(&mut self, partitions: &[(String, i32)]) -> Result<(), SinkError> {
+    async fn revoked(&mut self, partitions: &[(String, i32)]) -> Result<(), SinkError> {
         for (topic, parts) in by_topic(partitions) {
-            self.writer.revoke(topic, &parts).map_err(err)?;
+            self.writer.revoke(topic, &parts).await.map_err(err)?;
         }
         Ok(())
     }

@@ -61,8 +61,11 @@ pub trait Sink: Send + 'static {
         async { Ok(Vec::new()) }
     }
     /// Partitions taken from this member: drop whatever is buffered for them.
-    fn revoked(&mut self, _partitions: &[(String, i32)]) -> Result<(), SinkError> {
-        Ok(())
+    fn revoked(
+        &mut self,
+        _partitions: &[(String, i32)],
+    ) -> impl std::future::Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
     }
     /// Called once at shutdown: write out everything; returns durable offsets.
     fn close(
@@ -127,7 +130,7 @@ impl Member {
         let lost: Vec<(String, i32)> = self.owned.difference(&now).cloned().collect();
         let gained: Vec<(String, i32)> = now.difference(&self.owned).cloned().collect();
         if !lost.is_empty() {
-            sink.revoked(&lost)?;
+            sink.revoked(&lost).await?;
             for tp in &lost {
                 self.committed.remove(tp);
             }

@@ -208,7 +208,11 @@ impl SqlEngine {
             Some(t) => {
                 t.update_datafusion_session(&ctx.state())
                     .map_err(|e| unavailable(&e))?;
-                Some(t.table_provider().await.map_err(|e| unavailable(&e))?)
+                Some(
+                    automata_history::scan::table_provider(t)
+                        .await
+                        .map_err(|e| unavailable(&e))?,
+                )
             }
             None => None,
         };
