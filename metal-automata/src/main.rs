@@ -7,6 +7,7 @@ mod config;
 mod output;
 mod registry;
 mod serve;
+mod simulate;
 mod sql;
 
 use std::path::PathBuf;
@@ -94,6 +95,9 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Serve a fleet of simulated Redfish BMCs: DMTF mockups with power, moving sensors, logs,
+    /// firmware updates, BIOS settings, sessions and injected faults.
+    Simulate(simulate::SimulateArgs),
     /// Show the effective configuration (after file and environment).
     Config,
     /// Print shell completions.
@@ -131,6 +135,9 @@ enum BenchCommand {
     /// History sink rows/s, then operator queries timed in DataFusion and in DuckDB on the same
     /// Parquet files, with each ratio.
     Query(QueryBenchArgs),
+    /// A simulated Redfish fleet: the time of a full sensor sweep over every BMC, then
+    /// sustained requests/s and latency.
+    Simulator(simulate::SimBenchArgs),
 }
 
 /// `bench query` options.
@@ -248,7 +255,11 @@ async fn run(cli: Cli) -> Result<()> {
             let report = sql::export(&api()?, &storage, &table, &to, since.as_deref()).await?;
             out.export(&report)
         }
+        Command::Simulate(a) => simulate::run(a, out.is_table()).await,
         Command::Config => out.config(&serde_json::to_value(redacted(&cfg))?),
+        Command::Bench {
+            command: BenchCommand::Simulator(a),
+        } => simulate::bench(a, out.is_table()).await,
         Command::Bench {
             command: BenchCommand::Query(a),
         } => {
