@@ -61,7 +61,7 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
             }
             "/redfish/v1/$metadata" => {
                 bmc.count_request();
-                return match &bmc_metadata(&bmc) {
+                return match &bmc.metadata() {
                     Some(xml) => (
                         [
                             (header::CONTENT_TYPE, "application/xml"),
@@ -126,10 +126,6 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
         ),
     };
     respond(reply, false)
-}
-
-fn bmc_metadata(bmc: &Bmc) -> Option<String> {
-    bmc.metadata()
 }
 
 fn http_push_uri(bmc: &Bmc) -> Option<String> {

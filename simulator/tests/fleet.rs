@@ -66,6 +66,15 @@ impl Client {
     }
 }
 
+/// A response header as text ("" when absent).
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn system_uri(c: &Client) -> String {
     let systems = c.get("/redfish/v1/Systems").await;
     systems["Members"][0]["@odata.id"]
@@ -126,18 +135,8 @@ async fn servers_are_distinct_and_need_credentials() {
         panic!("session post failed")
     };
     assert_eq!(resp.status().as_u16(), 201);
-    let token = resp
-        .headers()
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let token = header(&resp, "x-auth-token");
+    let location = header(&resp, "location");
     let with_token = anon
         .get(format!("{}/redfish/v1/Systems", f.endpoints[0].address))
         .header("X-Auth-Token", &token)
@@ -288,12 +287,7 @@ async fn a_pushed_image_updates_the_firmware_through_a_task() {
         panic!("push failed")
     };
     assert_eq!(resp.status().as_u16(), 202);
-    let monitor = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let monitor = header(&resp, "location");
     wait_for(
         async || c.req(reqwest::Method::GET, &monitor, None).await.0 == 200,
         "the task to finish",
@@ -320,12 +314,7 @@ async fn a_pushed_image_updates_the_firmware_through_a_task() {
     let Ok(resp) = resp else {
         panic!("push failed")
     };
-    let monitor = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let monitor = header(&resp, "location");
     let (_, task) = c.req(reqwest::Method::GET, &monitor, None).await;
     assert_eq!(task["TaskState"], "Exception", "{task}");
     f.stop().await;

@@ -45,6 +45,16 @@ def wait_http(url, timeout=60, proc=None, log_path=None):
     raise TimeoutError(f"{url} not ready: {last}")
 
 
+def stop(proc, log):
+    """Stops a process the tests started (SIGTERM, then SIGKILL after 20 s) and closes its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 @pytest.fixture(scope="session")
 def kafka_brokers():
     if not KAFKA:
@@ -78,9 +88,4 @@ def service(kafka_brokers):
         wait_http(base + "/api/v1/status", proc=proc, log_path=log_path)
         yield {"url": base, "data": data, "proc": proc, "env": env}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)

@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, free_port, wait_http
+from conftest import BIN, free_port, stop, wait_http
 
 VENV_BIN = os.path.dirname(sys.executable)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,7 +35,7 @@ def tool(name):
 def fleet():
     """`metal-automata simulate` with three BMCs, one port each, quick power and updates."""
     out = tempfile.mkdtemp(prefix="ma-sim-")
-    first, control = free_port(), free_port()
+    control = free_port()
     # Three consecutive free ports: try a few bases.
     for _ in range(20):
         first = free_port()
@@ -55,12 +55,7 @@ def fleet():
             info = json.load(f)
         yield info | {"out": out, "proc": proc}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
 
 
 def _port_free(port):
