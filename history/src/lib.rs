@@ -32,7 +32,7 @@ pub use layout::{
     DATE_COLUMN, LOG_TIMESTAMP_COLUMN, OFFSET_COLUMN, PARTITION_COLUMN, RecordBatcher,
 };
 pub use storage::HistoryLocation;
-pub use tables::{HistoryTables, open_table, open_table_at, table_offsets};
+pub use tables::{HistoryTables, history_topics, open_table, open_table_at, table_offsets};
 
 /// Why history could not be written.
 #[derive(Debug, thiserror::Error)]

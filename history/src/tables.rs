@@ -73,9 +73,11 @@ pub async fn table_offsets(
     Ok(out)
 }
 
-/// The topics that have a history table: every topic with an Avro schema.
+/// The topics that have a history table (see [`automata_schemas::catalog::in_history`]).
 pub fn history_topics() -> impl Iterator<Item = &'static TopicSpec> {
-    topics().iter().filter(|t| t.schema_json.is_some())
+    topics()
+        .iter()
+        .filter(|t| automata_schemas::catalog::in_history(t))
 }
 
 /// The history tables under one root, opened lazily and refreshed on demand.

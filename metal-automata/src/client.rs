@@ -82,6 +82,16 @@ impl ApiClient {
         json_body(&url, resp).await
     }
 
+    /// DELETEs a resource (an empty answer is success).
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let (url, req) = self.request(reqwest::Method::DELETE, path);
+        let resp = self.send(req).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        json_body(&url, resp).await.map(|_| ())
+    }
+
     /// POSTs a JSON body asking for an Arrow IPC stream; returns the answer's batches.
     pub async fn post_arrow(
         &self,

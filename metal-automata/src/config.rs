@@ -122,6 +122,16 @@ pub struct CollectorConfig {
     pub local_host: bool,
     /// Seconds between local samples.
     pub interval_secs: u64,
+    /// Seconds between inventory sweeps of the registered BMCs.
+    pub bmc_inventory_secs: u64,
+    /// BMCs collected at once across the fleet.
+    pub bmc_concurrency: usize,
+    /// Requests in flight to one BMC at once.
+    pub bmc_requests_per_bmc: usize,
+    /// Seconds per BMC request.
+    pub bmc_timeout_secs: u64,
+    /// Retries of a transient BMC failure (with jittered exponential backoff).
+    pub bmc_retries: u32,
 }
 
 impl Default for CollectorConfig {
@@ -129,6 +139,27 @@ impl Default for CollectorConfig {
         CollectorConfig {
             local_host: true,
             interval_secs: 10,
+            bmc_inventory_secs: 600,
+            bmc_concurrency: 128,
+            bmc_requests_per_bmc: 4,
+            bmc_timeout_secs: 15,
+            bmc_retries: 2,
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// The BMC collector's settings.
+    pub fn bmc(&self) -> automata_producers::bmc::BmcCollectorConfig {
+        automata_producers::bmc::BmcCollectorConfig {
+            every: std::time::Duration::from_secs(self.bmc_inventory_secs.max(10)),
+            fleet_concurrency: self.bmc_concurrency.max(1),
+            client: automata_bmc::ClientOptions {
+                timeout: std::time::Duration::from_secs(self.bmc_timeout_secs.max(1)),
+                retries: self.bmc_retries,
+                concurrency: self.bmc_requests_per_bmc.max(1),
+                ..Default::default()
+            },
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_query;
+mod bmc;
 mod client;
 mod config;
 mod output;
@@ -57,6 +58,14 @@ enum Command {
         #[command(subcommand)]
         command: Option<ServersCommand>,
     },
+    /// BMCs: register them (credentials sealed at rest), list their collection, read one now.
+    Bmc {
+        #[command(subcommand)]
+        command: BmcCommand,
+    },
+    /// The in-band agent: reads this server's hardware and firmware inventory (SMBIOS, CPUs,
+    /// DIMMs, PCI, NICs, disks, TPM, BMC) and publishes it; `--once` prints it.
+    Agent(bmc::AgentArgs),
     /// Topics of the message log with their partitions and offsets.
     Topics,
     /// Schemas registered in the schema registry.
@@ -116,6 +125,30 @@ enum ServersCommand {
         /// Server id.
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BmcCommand {
+    /// Register a BMC; its inventory is collected at once and then on the collector's interval.
+    Add(bmc::AddArgs),
+    /// Register every BMC of a fleet file (as `simulate` writes it).
+    Import(bmc::ImportArgs),
+    /// Registered BMCs and the outcome of their last collection.
+    List,
+    /// Unregister a BMC and drop its stored password.
+    Remove {
+        /// Its name (see `bmc list`).
+        name: String,
+    },
+    /// Collect every BMC now.
+    Collect,
+    /// Print the SHA-256 fingerprint of the certificate a BMC presents (for `bmc add --pin`).
+    Fingerprint {
+        /// `host[:port]` or a URL.
+        address: String,
+    },
+    /// Read one BMC's inventory now, without the service (prints it; nothing is stored).
+    Inventory(bmc::InventoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +273,19 @@ async fn run(cli: Cli) -> Result<()> {
                 out.server(&api()?.get(&path).await?)
             }
         },
+        Command::Bmc { command } => match command {
+            BmcCommand::Add(a) => bmc::add(&api()?, a, &out).await,
+            BmcCommand::Import(a) => bmc::import(&api()?, a, &out).await,
+            BmcCommand::List => bmc::list(&api()?, &out).await,
+            BmcCommand::Remove { name } => bmc::remove(&api()?, &name, &out).await,
+            BmcCommand::Collect => bmc::collect(&api()?, &out).await,
+            BmcCommand::Fingerprint { address } => bmc::fingerprint(&address, &out).await,
+            BmcCommand::Inventory(a) => bmc::inventory_now(a, &out).await,
+        },
+        Command::Agent(a) => {
+            let client = api();
+            bmc::agent(cfg, client, a, &out).await
+        }
         Command::Topics => out.topics(&api()?.get("/api/v1/topics").await?),
         Command::Schemas => out.schemas(&api()?.get("/api/v1/schemas").await?),
         Command::Sql {

@@ -141,9 +141,215 @@ impl Output {
         Ok(())
     }
 
-    /// `servers show`.
+    /// `servers show`: the server's facts, then its components with firmware versions.
     pub fn server(&self, v: &Value) -> Result<()> {
-        self.object(v)
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut head = v.clone();
+        if let Value::Object(m) = &mut head {
+            for k in ["components", "inventories", "latest_readings", "firmware"] {
+                m.remove(k);
+            }
+        }
+        self.object(&head)?;
+        if let Some(inv) = v.get("inventories").and_then(Value::as_array) {
+            for i in inv {
+                println!(
+                    "inventory from {} at {}{}",
+                    cell(i.get("source")),
+                    cell(i.get("collected_at")),
+                    i.get("errors")
+                        .and_then(Value::as_array)
+                        .filter(|e| !e.is_empty())
+                        .map(|e| format!(
+                            " ({} part(s) unreadable: {})",
+                            e.len(),
+                            e.iter()
+                                .map(|x| cell(Some(x)))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        let comps = v
+            .get("components")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if comps.is_empty() {
+            println!("no component inventory yet");
+            return Ok(());
+        }
+        let mut t = table(&[
+            "kind",
+            "component",
+            "name",
+            "model",
+            "serial",
+            "firmware",
+            "source",
+        ]);
+        for c in &comps {
+            t.add_row(vec![
+                cell(c.get("kind")),
+                cell(c.get("component_id")),
+                cell(c.get("name")),
+                cell(c.get("model")),
+                cell(c.get("serial")),
+                cell(c.get("firmware_version")),
+                cell(c.get("source")),
+            ]);
+        }
+        println!("{t}");
+        println!("{} component(s)", comps.len());
+        Ok(())
+    }
+
+    /// A progress bar for long work (hidden for JSON output).
+    pub fn progress(&self, len: u64, msg: &str) -> indicatif::ProgressBar {
+        crate::bench::progress_bar(self.is_table(), len, msg)
+    }
+
+    /// A one-line confirmation, or its JSON.
+    pub fn done(&self, v: &Value, line: &str) -> Result<()> {
+        if self.is_table() {
+            println!("{line}");
+            Ok(())
+        } else {
+            self.json(v)
+        }
+    }
+
+    /// `bmc add`.
+    pub fn bmc_added(&self, v: &Value) -> Result<()> {
+        self.done(
+            v,
+            &format!(
+                "registered BMC {} ({}, user {}, TLS {}); its inventory is being collected now",
+                cell(v.get("name")),
+                cell(v.get("address")),
+                cell(v.get("username")),
+                cell(v.get("tls"))
+            ),
+        )
+    }
+
+    /// `bmc import`.
+    pub fn bmcs_imported(&self, added: &[Value]) -> Result<()> {
+        self.done(
+            &serde_json::json!({"bmcs": added}),
+            &format!(
+                "registered {} BMC(s); `metal-automata bmc list` shows their collection",
+                added.len()
+            ),
+        )
+    }
+
+    /// `bmc list`.
+    pub fn bmcs(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&[
+            "bmc",
+            "address",
+            "user",
+            "tls",
+            "vendor",
+            "servers",
+            "last success",
+            "last error",
+        ]);
+        let items = v
+            .get("bmcs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for b in &items {
+            let st = b.get("status").cloned().unwrap_or(Value::Null);
+            t.add_row(vec![
+                cell(b.get("name")),
+                cell(b.get("address")),
+                cell(b.get("username")),
+                cell(b.get("tls")),
+                cell(st.get("vendor")),
+                st.get("servers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.len().to_string())
+                    .unwrap_or_else(|| "-".into()),
+                cell(st.get("last_success")),
+                cell(st.get("last_error")),
+            ]);
+        }
+        println!("{t}");
+        println!("{} BMC(s)", items.len());
+        Ok(())
+    }
+
+    fn snapshot_table(&self, s: &automata_schemas::types::InventorySnapshot) {
+        println!(
+            "server {}: {} {} serial {} ({} components)",
+            s.server_id,
+            s.system.manufacturer.as_deref().unwrap_or("-"),
+            s.system.product.as_deref().unwrap_or("-"),
+            s.system.serial.as_deref().unwrap_or("-"),
+            s.components.len()
+        );
+        let mut t = table(&["kind", "component", "name", "model", "serial", "firmware"]);
+        for c in &s.components {
+            t.add_row(vec![
+                cell(serde_json::to_value(c.kind).ok().as_ref()).to_lowercase(),
+                c.component_id.clone(),
+                c.name.clone(),
+                c.model.clone().unwrap_or_else(|| "-".into()),
+                c.serial.clone().unwrap_or_else(|| "-".into()),
+                c.firmware_version.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        println!("{t}");
+        for e in &s.errors {
+            println!("  could not read: {e}");
+        }
+    }
+
+    /// `bmc inventory`.
+    pub fn bmc_inventory(
+        &self,
+        inv: &automata_bmc::redfish::inventory::BmcInventory,
+        took: std::time::Duration,
+    ) -> Result<()> {
+        if !self.is_table() {
+            return self.json(&serde_json::json!({
+                "vendor": inv.vendor,
+                "requests": inv.requests,
+                "elapsed_ms": took.as_millis() as u64,
+                "snapshots": inv.snapshots,
+            }));
+        }
+        for s in &inv.snapshots {
+            self.snapshot_table(s);
+        }
+        println!(
+            "{} system(s), vendor {:?}, {} requests in {:.2} s",
+            inv.snapshots.len(),
+            inv.vendor,
+            inv.requests,
+            took.as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// `agent --once`: the snapshot as JSON (what `lshw -json` is to lshw), or a table.
+    pub fn agent_report(&self, r: &automata_agent::Report) -> Result<()> {
+        if !self.is_table() {
+            return self.json(&r.snapshot);
+        }
+        self.snapshot_table(&r.snapshot);
+        println!("collected in {:.1} ms", r.elapsed.as_secs_f64() * 1000.0);
+        Ok(())
     }
 
     /// `topics`.

@@ -42,6 +42,14 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
         .context("registering the topic schemas")?;
     let mut tasks: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
 
+    // The BMC registry lives beside the log; the collector reads it, the API writes it.
+    let bmc_registry = Arc::new(
+        automata_bmc::registry::BmcRegistry::open(&data_dir.join("bmc"))
+            .context("opening the BMC registry")?,
+    );
+    let bmc_board = automata_bmc::registry::StatusBoard::default();
+    let bmc_kick = Arc::new(tokio::sync::Notify::new());
+
     let mut api_url = None;
     if roles.contains(&Role::Api) {
         let server = ApiServer::bind(&cfg.api).await?;
@@ -64,6 +72,13 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
                     schemas.ids(),
                     shutdown.clone(),
                 ),
+            ))
+            .merge(automata_query::bmcs::routes(
+                automata_query::bmcs::BmcRoutes {
+                    registry: bmc_registry.clone(),
+                    board: bmc_board.clone(),
+                    kick: bmc_kick.clone(),
+                },
             ))
             .merge(automata_query::sql::routes(Arc::new(
                 automata_query::sql::SqlEngine::new(
@@ -92,7 +107,35 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
             ("collector", r.map_err(Into::into))
         });
     }
+    if roles.contains(&Role::Collector) {
+        let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let (registry, board, kick, bmc_cfg) = (
+            bmc_registry.clone(),
+            bmc_board.clone(),
+            bmc_kick.clone(),
+            cfg.collector.bmc(),
+        );
+        tasks.spawn(async move {
+            let r = automata_producers::bmc::run(log, ids, registry, board, kick, bmc_cfg, s).await;
+            ("collector", r.map_err(Into::into))
+        });
+    }
     if roles.contains(&Role::Processor) {
+        let (inv_log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let instance = instance_id(&data_dir);
+        tasks.spawn(async move {
+            let r = automata_processors::run(
+                inv_log,
+                move || automata_processors::inventory::InventoryProcessor::new(ids.clone()),
+                automata_processors::RunnerConfig {
+                    instance_id: instance,
+                    ..Default::default()
+                },
+                s,
+            )
+            .await;
+            ("processor", r.map_err(Into::into))
+        });
         let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         let instance = instance_id(&data_dir);
         tasks.spawn(async move {

@@ -144,6 +144,14 @@ impl Processor for ServerStateProcessor {
                 {
                     s.hostname = Some(h.clone());
                 }
+                if let Some(a) = inv
+                    .components
+                    .iter()
+                    .filter(|c| c.kind == automata_schemas::types::ComponentKind::Bmc)
+                    .find_map(|c| c.properties.get("address"))
+                {
+                    s.bmc_address = Some(a.clone());
+                }
                 let id = inv.server_id;
                 self.dirty.insert(id);
             }

@@ -4,6 +4,7 @@
 //! The BMC collectors (Redfish, IPMI) and the in-band agent build on the same pattern: sample,
 //! encode against the registered schema, send keyed by server id.
 
+pub mod bmc;
 pub mod host;
 
 use automata_log::LogError;

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use automata_log::{MessageLog, StartFrom};
-use automata_schemas::catalog::{SERVERS_STATE, topic, topics};
-use automata_schemas::types::ServerState;
+use automata_schemas::catalog::{INVENTORY_LATEST, SERVERS_STATE, topic, topics};
+use automata_schemas::types::{InventorySnapshot, ServerState};
 use automata_schemas::{SchemaIds, decode};
 use axum::Json;
 use axum::extract::State;
@@ -25,6 +25,8 @@ pub struct FleetView {
     log: MessageLog,
     ids: SchemaIds,
     servers: Arc<RwLock<BTreeMap<String, ServerState>>>,
+    /// server id → source → latest inventory (from `inventory.latest`).
+    inventory: Arc<RwLock<BTreeMap<String, BTreeMap<String, InventorySnapshot>>>>,
 }
 
 impl FleetView {
@@ -34,6 +36,7 @@ impl FleetView {
             log,
             ids,
             servers: Arc::default(),
+            inventory: Arc::default(),
         };
         let v = view.clone();
         tokio::spawn(async move {
@@ -58,10 +61,13 @@ impl FleetView {
     async fn tail(&self, shutdown: &CancellationToken) -> Result<(), automata_log::LogError> {
         // A private group per process: every API replica holds the whole view.
         let group = format!("api-view-{}", uuid::Uuid::new_v4().simple());
-        let mut c = self
-            .log
-            .consumer(&group, &[SERVERS_STATE], StartFrom::Earliest)?;
-        let Some(spec) = topic(SERVERS_STATE) else {
+        let mut c = self.log.consumer(
+            &group,
+            &[SERVERS_STATE, INVENTORY_LATEST],
+            StartFrom::Earliest,
+        )?;
+        let (Some(state_spec), Some(inv_spec)) = (topic(SERVERS_STATE), topic(INVENTORY_LATEST))
+        else {
             return Ok(());
         };
         loop {
@@ -69,13 +75,6 @@ impl FleetView {
                 _ = shutdown.cancelled() => return Ok(()),
                 b = c.recv_batch(1000, Duration::from_secs(1)) => b?,
             };
-            if batch.is_empty() {
-                continue;
-            }
-            let Some(id) = self.ids.get(SERVERS_STATE) else {
-                continue;
-            };
-            let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
             for r in batch {
                 let key = r
                     .record
@@ -83,11 +82,42 @@ impl FleetView {
                     .as_deref()
                     .map(|k| String::from_utf8_lossy(k).into_owned())
                     .unwrap_or_default();
+                if r.topic == INVENTORY_LATEST {
+                    let Some((server, source)) = key.rsplit_once('/') else {
+                        continue;
+                    };
+                    let mut inv = self.inventory.write().unwrap_or_else(|e| e.into_inner());
+                    let Some(id) = self.ids.get(INVENTORY_LATEST) else {
+                        continue;
+                    };
+                    match r.record.value.as_deref() {
+                        None => {
+                            if let Some(m) = inv.get_mut(server) {
+                                m.remove(source);
+                            }
+                        }
+                        Some(v) => match decode::<InventorySnapshot>(inv_spec, id, v) {
+                            Ok(snap) => {
+                                inv.entry(server.to_string())
+                                    .or_default()
+                                    .insert(source.to_string(), snap);
+                            }
+                            Err(e) => {
+                                tracing::debug!(offset = r.offset, error = %e, "unreadable inventory.latest record skipped")
+                            }
+                        },
+                    }
+                    continue;
+                }
+                let Some(id) = self.ids.get(SERVERS_STATE) else {
+                    continue;
+                };
+                let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
                 match r.record.value.as_deref() {
                     None => {
                         servers.remove(&key);
                     }
-                    Some(v) => match decode::<ServerState>(spec, id, v) {
+                    Some(v) => match decode::<ServerState>(state_spec, id, v) {
                         Ok(s) => {
                             servers.insert(key, s);
                         }
@@ -99,6 +129,44 @@ impl FleetView {
             }
         }
     }
+}
+
+/// One component of a server as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComponentView {
+    /// Who reported it: agent, redfish, ipmi.
+    pub source: String,
+    /// Stable id within the server and source.
+    pub component_id: String,
+    /// Kind: cpu, dimm, disk, nvme, nic, gpu, pci_device, psu, bmc, bios, …
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Manufacturer.
+    pub manufacturer: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Serial number.
+    pub serial: Option<String>,
+    /// Part number.
+    pub part_number: Option<String>,
+    /// Running firmware version.
+    pub firmware_version: Option<String>,
+    /// Slot, socket or bay.
+    pub location: Option<String>,
+    /// Further facts (size, speed, driver, BIOS attributes as `attr.<name>`, …).
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What one source's last inventory of a server said besides its components.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventorySourceView {
+    /// agent, redfish or ipmi.
+    pub source: String,
+    /// When it was collected (RFC 3339).
+    pub collected_at: String,
+    /// What could not be read.
+    pub errors: Vec<String>,
 }
 
 /// One server as the API shows it.
@@ -138,6 +206,12 @@ pub struct ServerView {
     pub latest_readings: BTreeMap<String, f64>,
     /// Operator labels.
     pub labels: BTreeMap<String, String>,
+    /// Components from the latest inventory of every source (only on `GET /servers/{id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentView>,
+    /// The inventories behind `components` (only on `GET /servers/{id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inventories: Vec<InventorySourceView>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -166,8 +240,49 @@ impl From<&ServerState> for ServerView {
             readings_count: s.readings_count,
             latest_readings: s.latest_readings.clone().into_iter().collect(),
             labels: s.labels.clone().into_iter().collect(),
+            components: Vec::new(),
+            inventories: Vec::new(),
         }
     }
+}
+
+fn lower<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_lowercase))
+        .unwrap_or_default()
+}
+
+fn with_inventory(
+    mut view: ServerView,
+    sources: Option<&BTreeMap<String, InventorySnapshot>>,
+) -> ServerView {
+    for (source, snap) in sources.into_iter().flatten() {
+        view.inventories.push(InventorySourceView {
+            source: source.clone(),
+            collected_at: rfc3339(snap.collected_at),
+            errors: snap.errors.clone(),
+        });
+        let mut comps: Vec<&automata_schemas::types::Component> = snap.components.iter().collect();
+        comps.sort_by(|a, b| {
+            (lower(&a.kind), &a.component_id).cmp(&(lower(&b.kind), &b.component_id))
+        });
+        view.components
+            .extend(comps.into_iter().map(|c| ComponentView {
+                source: source.clone(),
+                component_id: c.component_id.clone(),
+                kind: lower(&c.kind),
+                name: c.name.clone(),
+                manufacturer: c.manufacturer.clone(),
+                model: c.model.clone(),
+                serial: c.serial.clone(),
+                part_number: c.part_number.clone(),
+                firmware_version: c.firmware_version.clone(),
+                location: c.location.clone(),
+                properties: c.properties.clone().into_iter().collect(),
+            }));
+    }
+    view
 }
 
 /// `GET /api/v1/servers`.
@@ -250,11 +365,66 @@ async fn get_server(
     State(view): State<FleetView>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ServerView>, ApiError> {
-    let servers = view.servers.read().unwrap_or_else(|e| e.into_inner());
-    servers
-        .get(&id)
-        .map(|s| Json(ServerView::from(s)))
-        .ok_or_else(|| ApiError::not_found(format!("no server {id:?}")))
+    let server = {
+        let servers = view.servers.read().unwrap_or_else(|e| e.into_inner());
+        servers.get(&id).map(ServerView::from)
+    }
+    .ok_or_else(|| ApiError::not_found(format!("no server {id:?}")))?;
+    let inventory = view.inventory.read().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(with_inventory(server, inventory.get(&id))))
+}
+
+/// `POST /api/v1/ingest/inventory` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ingested {
+    /// The server the snapshot was filed under.
+    pub server_id: String,
+    /// Components accepted.
+    pub components: usize,
+}
+
+#[utoipa::path(post, path = "/api/v1/ingest/inventory", tag = "fleet", operation_id = "ingest_inventory",
+    request_body(content = Object, description = "An inventory snapshot as `metal-automata agent --once --output json` prints it"),
+    responses((status = 202, description = "Published to inventory.snapshots", body = Ingested),
+              (status = 400, description = "Not a valid snapshot", body = ErrorBody),
+              (status = 503, description = "The log does not take it now", body = ErrorBody)))]
+async fn ingest_inventory(
+    State(view): State<FleetView>,
+    crate::error::ApiJson(snap): crate::error::ApiJson<InventorySnapshot>,
+) -> Result<(axum::http::StatusCode, Json<Ingested>), ApiError> {
+    if snap.server_id.trim().is_empty() || snap.server_id.len() > 256 {
+        return Err(ApiError::bad_request(
+            "server_id must be 1 to 256 characters",
+        ));
+    }
+    if snap.components.len() > 20_000 {
+        return Err(ApiError::bad_request("more than 20000 components"));
+    }
+    let spec = topic(automata_schemas::catalog::INVENTORY_SNAPSHOTS)
+        .ok_or_else(|| ApiError::internal("no inventory topic"))?;
+    let id = view
+        .ids
+        .get(automata_schemas::catalog::INVENTORY_SNAPSHOTS)
+        .ok_or_else(|| ApiError::unavailable("the inventory schema is not registered yet"))?;
+    let bytes = automata_schemas::encode(spec, id, &snap)
+        .map_err(|e| ApiError::bad_request(format!("not a valid snapshot: {e}")))?;
+    let record =
+        automata_log::Record::new(snap.server_id.clone(), bytes).with_timestamp(snap.collected_at);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        view.log
+            .send(automata_schemas::catalog::INVENTORY_SNAPSHOTS, record),
+    )
+    .await
+    .map_err(|_| ApiError::unavailable("the message log did not take the snapshot in 30 s"))?
+    .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(Ingested {
+            server_id: snap.server_id,
+            components: snap.components.len(),
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/topics", tag = "fleet", operation_id = "list_topics",
@@ -310,5 +480,6 @@ pub fn routes(view: FleetView) -> OpenApiRouter {
         .routes(routes!(get_server))
         .routes(routes!(list_topics))
         .routes(routes!(list_schemas))
+        .routes(routes!(ingest_inventory))
         .with_state(view)
 }

@@ -21,6 +21,7 @@
 //! else needs `Authorization: Bearer <token>` with the configured token.
 
 mod auth;
+pub mod bmcs;
 pub mod error;
 pub mod fleet;
 mod http_metrics;

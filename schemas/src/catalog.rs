@@ -7,6 +7,9 @@ use apache_avro::Schema;
 
 /// Topic of full inventory snapshots.
 pub const INVENTORY_SNAPSHOTS: &str = "inventory.snapshots";
+/// Compacted topic of the latest inventory per server and source (the inventory processor's
+/// state; not copied to history, which has every snapshot already).
+pub const INVENTORY_LATEST: &str = "inventory.latest";
 /// Topic of component changes between snapshots.
 pub const INVENTORY_CHANGES: &str = "inventory.changes";
 /// Compacted topic of the latest state per server.
@@ -79,6 +82,14 @@ static TOPICS: &[TopicSpec] = &[
         false,
         6,
         Some(30 * DAY_MS)
+    ),
+    avro!(
+        INVENTORY_LATEST,
+        "InventorySnapshot",
+        "server_id/source",
+        true,
+        6,
+        None
     ),
     avro!(
         INVENTORY_CHANGES,
@@ -186,6 +197,12 @@ static TOPICS: &[TopicSpec] = &[
 /// Every topic of the pipeline.
 pub fn topics() -> &'static [TopicSpec] {
     TOPICS
+}
+
+/// Whether the history sink keeps this topic as a table: every Avro topic except state that is
+/// only a copy of another topic's records.
+pub fn in_history(t: &TopicSpec) -> bool {
+    t.schema_json.is_some() && t.name != INVENTORY_LATEST
 }
 
 /// The spec of one topic.

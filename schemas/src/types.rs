@@ -226,3 +226,38 @@ pub struct InventorySnapshot {
     /// What could not be read.
     pub errors: Vec<String>,
 }
+
+/// What changed about a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeKind {
+    /// Anything else.
+    Other,
+    /// It appeared.
+    Added,
+    /// It disappeared.
+    Removed,
+    /// Its firmware version changed.
+    FirmwareChanged,
+    /// Another property changed (serial, model, …).
+    PropertyChanged,
+}
+
+/// A difference between two inventory snapshots of a server (`inventory.changes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentChange {
+    /// Server identity.
+    pub server_id: String,
+    /// Component id.
+    pub component_id: String,
+    /// Kind.
+    pub kind: ComponentKind,
+    /// What changed.
+    pub change: ChangeKind,
+    /// Before: the firmware version, or the component as JSON.
+    pub before: Option<String>,
+    /// After.
+    pub after: Option<String>,
+    /// When it was detected, ms.
+    pub detected_at: i64,
+}

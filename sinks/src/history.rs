@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use automata_history::{FlushPolicy, HistoryWriter};
 use automata_log::{ConsumedRecord, TopicPartitionOffset};
 use automata_schemas::SchemaIds;
-use automata_schemas::catalog::topics;
 
 use crate::runtime::{Sink, SinkError};
 
@@ -109,11 +108,7 @@ impl Sink for HistorySink {
     }
 
     fn inputs(&self) -> Vec<&'static str> {
-        topics()
-            .iter()
-            .filter(|t| t.schema_json.is_some())
-            .map(|t| t.name)
-            .collect()
+        automata_history::history_topics().map(|t| t.name).collect()
     }
 
     async fn write(
