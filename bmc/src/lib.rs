@@ -8,6 +8,7 @@
 //! [`registry::BmcRegistry`].
 
 pub mod error;
+pub mod ipmi;
 pub mod redfish;
 pub mod registry;
 pub mod secret;

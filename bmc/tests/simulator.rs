@@ -16,13 +16,19 @@ fn free_port() -> u16 {
 }
 
 async fn fleet(n: usize) -> Fleet {
+    fleet_paged(n, 0).await
+}
+
+async fn fleet_paged(n: usize, page_size: usize) -> Fleet {
     // Consecutive free ports: try a few random bases.
     for _ in 0..20 {
         let base = free_port();
         if base > 60_000 {
             continue;
         }
-        if let Ok(f) = Fleet::start(SimConfig::local(n, base)).await {
+        let mut cfg = SimConfig::local(n, base);
+        cfg.page_size = page_size;
+        if let Ok(f) = Fleet::start(cfg).await {
             return f;
         }
     }
@@ -118,6 +124,33 @@ async fn wrong_credentials_are_an_auth_error_and_a_dead_bmc_a_connect_error() {
     }
     assert!(t.elapsed() < Duration::from_secs(5));
     f.stop().await;
+}
+
+#[tokio::test]
+async fn paged_collections_are_followed_to_the_last_page() {
+    let whole = fleet(1).await;
+    let paged = fleet_paged(1, 1).await;
+    let mut ids = Vec::new();
+    for f in [&whole, &paged] {
+        let e = &f.endpoints[0];
+        let c = RedfishClient::new(&e.address, creds(), ClientOptions::default()).expect("client");
+        let inv = inventory::collect(&c, &e.address).await.expect("inventory");
+        let mut v: Vec<String> = inv.snapshots[0]
+            .components
+            .iter()
+            .map(|c| c.component_id.clone())
+            .collect();
+        v.sort();
+        ids.push(v);
+    }
+    assert!(
+        ids[0].iter().filter(|i| i.starts_with("dimm:")).count() > 1,
+        "{:?}",
+        ids[0]
+    );
+    assert_eq!(ids[0], ids[1], "one member per page, every page read");
+    whole.stop().await;
+    paged.stop().await;
 }
 
 #[test]

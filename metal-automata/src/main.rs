@@ -1,6 +1,7 @@
 //! `metal-automata`: one binary for every role of the service and every client command.
 
 mod bench;
+mod bench_inventory;
 mod bench_query;
 mod bmc;
 mod client;
@@ -50,6 +51,13 @@ enum Command {
         /// Run only these roles (repeatable). On Kafka, each role scales out as its own processes.
         #[arg(long = "role", value_enum)]
         roles: Vec<Role>,
+        /// Also serve a simulated fleet (Redfish BMCs from DMTF's mockups, with faults now and
+        /// then) and register it, so that a fresh machine shows a live fleet at once.
+        #[arg(long)]
+        demo: bool,
+        /// Simulated servers for --demo.
+        #[arg(long, default_value_t = 20, requires = "demo")]
+        demo_servers: usize,
     },
     /// Show the service's status: roles, log backend, uptime.
     Status,
@@ -168,6 +176,9 @@ enum BenchCommand {
     /// History sink rows/s, then operator queries timed in DataFusion and in DuckDB on the same
     /// Parquet files, with each ratio.
     Query(QueryBenchArgs),
+    /// The in-band agent's collection time and peak RSS beside `lshw -json`'s, and the
+    /// out-of-band collector's time to inventory N simulated BMCs.
+    Inventory(bench_inventory::InventoryBenchArgs),
     /// A simulated Redfish fleet: the time of a full sensor sweep over every BMC, then
     /// sustained requests/s and latency.
     Simulator(simulate::SimBenchArgs),
@@ -264,7 +275,14 @@ async fn run(cli: Cli) -> Result<()> {
     let (cfg, cfg_path) = config::load(cli.config.as_deref())?;
     let api = || client::ApiClient::new(cli.server.as_deref(), cli.token.as_deref(), &cfg);
     match cli.command {
-        Command::Serve { roles } => serve::serve(cfg, cfg_path, roles).await,
+        Command::Serve {
+            roles,
+            demo,
+            demo_servers,
+        } => {
+            let demo = demo.then_some(demo_servers);
+            serve::serve(cfg, cfg_path, roles, demo).await
+        }
         Command::Status => out.status(&api()?.get("/api/v1/status").await?),
         Command::Servers { command } => match command.unwrap_or(ServersCommand::List) {
             ServersCommand::List => out.servers(&api()?.get("/api/v1/servers").await?),
@@ -306,6 +324,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Simulator(a),
         } => simulate::bench(a, out.is_table()).await,
+        Command::Bench {
+            command: BenchCommand::Inventory(a),
+        } => match &a.rss_of {
+            Some(cmd) => bench_inventory::rss_of(cmd),
+            None => {
+                let r = bench_inventory::run(a, out.is_table()).await?;
+                out.inventory_bench(&r)
+            }
+        },
         Command::Bench {
             command: BenchCommand::Query(a),
         } => {

@@ -342,6 +342,76 @@ impl Output {
         Ok(())
     }
 
+    /// `bench inventory`.
+    pub fn inventory_bench(&self, r: &crate::bench_inventory::InventoryBench) -> Result<()> {
+        if !self.is_table() {
+            return self.json(r);
+        }
+        let f = |v: Option<f64>, unit: &str| {
+            v.map(|x| format!("{x:.1} {unit}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        let mut t = table(&["measure", "value", "target"]);
+        t.add_row(vec![
+            "agent collection (median)".into(),
+            format!("{:.1} ms", r.agent_ms),
+            "< 500 ms".to_string(),
+        ]);
+        t.add_row(vec![
+            "agent peak RSS".into(),
+            f(r.agent_rss_mib, "MiB"),
+            "< 30 MiB".into(),
+        ]);
+        t.add_row(vec![
+            "agent components".into(),
+            r.agent_components.to_string(),
+            String::new(),
+        ]);
+        t.add_row(vec![
+            "lshw -json (median)".into(),
+            f(r.lshw_ms, "ms"),
+            String::new(),
+        ]);
+        t.add_row(vec![
+            "lshw peak RSS".into(),
+            f(r.lshw_rss_mib, "MiB"),
+            String::new(),
+        ]);
+        t.add_row(vec![
+            "lshw time / agent time".into(),
+            f(r.speedup_vs_lshw, "x"),
+            String::new(),
+        ]);
+        if r.bmcs > 0 {
+            t.add_row(vec![
+                format!("{} BMCs inventoried (Redfish)", r.bmcs),
+                format!("{:.2} s", r.sweep_secs),
+                "< 60 s".into(),
+            ]);
+            t.add_row(vec![
+                "BMCs failed".into(),
+                r.bmc_failures.to_string(),
+                "0".into(),
+            ]);
+            t.add_row(vec![
+                "Redfish requests".into(),
+                format!(
+                    "{} ({:.0}/s)",
+                    r.requests,
+                    r.requests as f64 / r.sweep_secs.max(0.001)
+                ),
+                String::new(),
+            ]);
+            t.add_row(vec![
+                "components found".into(),
+                r.components.to_string(),
+                String::new(),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+
     /// `agent --once`: the snapshot as JSON (what `lshw -json` is to lshw), or a table.
     pub fn agent_report(&self, r: &automata_agent::Report) -> Result<()> {
         if !self.is_table() {

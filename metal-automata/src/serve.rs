@@ -14,7 +14,12 @@ use crate::Role;
 use crate::config::Config;
 
 /// Runs the service until Ctrl-C or SIGTERM.
-pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> Result<()> {
+pub async fn serve(
+    mut cfg: Config,
+    cfg_path: Option<PathBuf>,
+    roles: Vec<Role>,
+    demo: Option<usize>,
+) -> Result<()> {
     let roles: BTreeSet<Role> = if roles.is_empty() {
         Role::ALL.into_iter().collect()
     } else {
@@ -48,6 +53,14 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
             .context("opening the BMC registry")?,
     );
     let bmc_board = automata_bmc::registry::StatusBoard::default();
+    let demo_fleet = match demo {
+        Some(n) => {
+            // A demo shows change quickly: BMC inventory every minute.
+            cfg.collector.bmc_inventory_secs = cfg.collector.bmc_inventory_secs.min(60);
+            Some(start_demo(&data_dir, &bmc_registry, n).await?)
+        }
+        None => None,
+    };
     let bmc_kick = Arc::new(tokio::sync::Notify::new());
 
     let mut api_url = None;
@@ -208,10 +221,68 @@ pub async fn serve(cfg: Config, cfg_path: Option<PathBuf>, roles: Vec<Role>) -> 
         }
     }
     log.flush(std::time::Duration::from_secs(10)).await.ok();
+    if let Some(f) = demo_fleet {
+        f.stop().await;
+    }
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Serves `servers` simulated BMCs (one loopback address each, 127.1.0.1:8000 on) with faults
+/// at a modest random rate, and registers them, for `serve --demo`.
+async fn start_demo(
+    data_dir: &std::path::Path,
+    registry: &automata_bmc::registry::BmcRegistry,
+    servers: usize,
+) -> Result<automata_simulator::Fleet> {
+    let out = data_dir.join("demo");
+    let args = crate::simulate::SimulateArgs {
+        servers,
+        seed: 1,
+        mockups: None,
+        listen: "127.1.0.1:8000".parse()?,
+        port_per_server: false,
+        control: "127.0.0.1:7879".parse()?,
+        username: "admin".into(),
+        password_file: None,
+        power_delay: std::time::Duration::from_secs(3),
+        update_time: std::time::Duration::from_secs(10),
+        fault_rates: vec!["all=0.3".into()],
+        faults: None,
+        out: out.clone(),
+        page_size: 0,
+    };
+    let (sim, _) = crate::simulate::config(&args)?;
+    let password = sim.credentials.password.clone();
+    let fleet = automata_simulator::Fleet::start(sim)
+        .await
+        .context("starting the demo fleet (127.1.0.1:8000 onwards, control on 127.0.0.1:7879)")?;
+    for e in &fleet.endpoints {
+        let entry = automata_bmc::registry::BmcEntry {
+            name: e.name.clone(),
+            address: e.address.clone(),
+            username: "admin".into(),
+            tls: automata_bmc::TlsPolicy::Verify,
+            added_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            labels: [("demo".to_string(), "true".to_string())]
+                .into_iter()
+                .collect(),
+        };
+        registry.add(entry, &password)?;
+    }
+    eprintln!(
+        "  demo:    {} simulated BMCs at {} … (faults: GET http://{}/simulator/v1/faults)",
+        fleet.endpoints.len(),
+        fleet
+            .endpoints
+            .first()
+            .map(|e| e.address.as_str())
+            .unwrap_or("-"),
+        fleet.control
+    );
+    Ok(fleet)
 }
 
 /// A stable id per data directory: a restarted processor fences its previous incarnation.
@@ -253,6 +324,9 @@ fn print_banner(
             "  api:     {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json, metrics: {url}/metrics, schema registry: {url}/subjects)"
         );
     }
+    eprintln!(
+        "  next:    metal-automata servers list | bmc list | servers show <id> | sql --tables"
+    );
     eprintln!("  stop with Ctrl-C");
 }
 

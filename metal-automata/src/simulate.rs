@@ -53,10 +53,14 @@ pub struct SimulateArgs {
     /// A fault script: {"faults": [{"server": 3, "kind": "fan-failure", "at": "90s"}, …]}.
     #[arg(long)]
     pub faults: Option<PathBuf>,
-    /// Where to write bmcs.json (the fleet, for `bmc add --from`), the password file and
+    /// Where to write bmcs.json (the fleet, for `bmc import`), the password file and
     /// ground-truth.jsonl.
     #[arg(long, default_value = "simulated-fleet")]
     pub out: PathBuf,
+    /// Serve collections longer than this in pages (`Members@odata.nextLink`), as BMCs do with
+    /// long logs; 0 serves them whole.
+    #[arg(long, default_value_t = 0)]
+    pub page_size: usize,
 }
 
 /// `bench simulator` options.
@@ -100,6 +104,7 @@ pub async fn bench(a: SimBenchArgs, table: bool) -> Result<()> {
         fault_rates: Vec::new(),
         faults: None,
         out: tmp.path().to_path_buf(),
+        page_size: 0,
     };
     let (mut cfg, _) = config(&args)?;
     cfg.ground_truth = None;
@@ -259,6 +264,7 @@ pub fn config(a: &SimulateArgs) -> Result<(SimConfig, PathBuf)> {
             fault_rates: FaultRates::parse(&a.fault_rates).map_err(anyhow::Error::msg)?,
             script,
             ground_truth: Some(ground_truth),
+            page_size: a.page_size,
         },
         password_file,
     ))

@@ -36,19 +36,6 @@ pub struct HostSample {
     pub unit: &'static str,
 }
 
-/// This host's identity: the SMBIOS system UUID when readable, else the systemd machine id.
-pub fn host_identity(root: &Path) -> Option<String> {
-    for p in ["sys/class/dmi/id/product_uuid", "etc/machine-id"] {
-        if let Ok(s) = std::fs::read_to_string(root.join(p)) {
-            let s = s.trim().to_ascii_lowercase();
-            if !s.is_empty() {
-                return Some(s);
-            }
-        }
-    }
-    None
-}
-
 /// CPU time counters from `/proc/stat`, to turn into utilisation between two samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
@@ -194,60 +181,21 @@ fn read_hwmon(dir: &Path) -> Vec<HostSample> {
     out
 }
 
-/// A minimal inventory of this host: DMI identity when the machine has it, CPU model, host name.
-pub fn host_inventory(
-    root: &Path,
-    server_id: &str,
-    now_ms: i64,
-) -> automata_schemas::types::InventorySnapshot {
-    use automata_schemas::types::{
-        Component, ComponentKind, InventorySnapshot, InventorySource, SystemIdentity,
-    };
-    let dmi = |f: &str| {
-        std::fs::read_to_string(root.join("sys/class/dmi/id").join(f))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    let mut errors = Vec::new();
-    if dmi("sys_vendor").is_none() {
-        errors
-            .push("no SMBIOS/DMI tables (/sys/class/dmi/id): identity from /etc/machine-id".into());
-    }
-    let cpuinfo = std::fs::read_to_string(root.join("proc/cpuinfo")).unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string());
-    let threads = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let hostname = std::fs::read_to_string(root.join("proc/sys/kernel/hostname"))
+/// This host's inventory as the in-band agent reads it (so the host and its agent are one server
+/// id), plus its host name for the `servers` view. External tools are not run from the service.
+pub fn local_inventory(root: &Path) -> automata_schemas::types::InventorySnapshot {
+    use automata_schemas::types::{Component, ComponentKind};
+    let mut snap = automata_agent::collect(&automata_agent::Options {
+        root: root.to_path_buf(),
+        run_external_tools: false,
+    })
+    .snapshot;
+    if let Some(h) = std::fs::read_to_string(root.join("proc/sys/kernel/hostname"))
         .ok()
-        .map(|s| s.trim().to_string());
-    let mut components = Vec::new();
-    if let Some(model) = model {
-        let mut properties = std::collections::HashMap::new();
-        properties.insert("threads".to_string(), threads.to_string());
-        components.push(Component {
-            component_id: "cpu".into(),
-            kind: ComponentKind::Cpu,
-            name: "CPU".into(),
-            manufacturer: None,
-            model: Some(model),
-            serial: None,
-            part_number: None,
-            firmware_version: None,
-            location: None,
-            properties,
-        });
-    }
-    if let Some(h) = hostname {
-        let mut properties = std::collections::HashMap::new();
-        properties.insert("hostname".to_string(), h);
-        components.push(Component {
+        .map(|s| s.trim().to_string())
+        .filter(|h| !h.is_empty())
+    {
+        snap.components.push(Component {
             component_id: "os".into(),
             kind: ComponentKind::Other,
             name: "Operating system".into(),
@@ -257,25 +205,10 @@ pub fn host_inventory(
             part_number: None,
             firmware_version: None,
             location: None,
-            properties,
+            properties: [("hostname".to_string(), h)].into_iter().collect(),
         });
     }
-    InventorySnapshot {
-        server_id: server_id.to_string(),
-        source: InventorySource::Agent,
-        collected_at: now_ms,
-        system: SystemIdentity {
-            manufacturer: dmi("sys_vendor"),
-            product: dmi("product_name"),
-            serial: dmi("product_serial"),
-            uuid: dmi("product_uuid"),
-            sku: dmi("product_sku"),
-            asset_tag: dmi("chassis_asset_tag"),
-        },
-        bios: None,
-        components,
-        errors,
-    }
+    snap
 }
 
 fn reading(server_id: &str, s: HostSample, now: i64) -> automata_schemas::types::TelemetryReading {
@@ -311,9 +244,16 @@ pub async fn run(
     use automata_schemas::catalog::{INVENTORY_SNAPSHOTS, TELEMETRY_READINGS, topic};
     const NAME: &str = "host";
     let root = Path::new("/");
-    let Some(server_id) = host_identity(root) else {
+    let first = tokio::task::spawn_blocking(|| local_inventory(Path::new("/")))
+        .await
+        .ok();
+    let Some(server_id) = first
+        .as_ref()
+        .map(|s| s.server_id.clone())
+        .filter(|id| id != "unknown")
+    else {
         tracing::warn!(
-            "this host has neither a DMI UUID nor /etc/machine-id: not collecting its telemetry"
+            "this host has no SMBIOS UUID, /etc/machine-id or host name: not collecting its telemetry"
         );
         shutdown.cancelled().await;
         return Ok(());
@@ -332,6 +272,7 @@ pub async fn run(
     let mut sampler = HostSampler::new(root);
     let mut tick = tokio::time::interval(every);
     let mut last_inventory: Option<std::time::Instant> = None;
+    let mut pending = first;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -339,20 +280,30 @@ pub async fn run(
         }
         let now = automata_log::now_ms();
         if last_inventory.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600)) {
-            let snap = host_inventory(root, &server_id, now);
-            let bytes = automata_schemas::encode(inv, inv_id, &snap).map_err(|source| {
-                crate::ProducerError::Encode {
-                    collector: NAME,
-                    source,
+            let snap = match pending.take() {
+                Some(s) => Some(s),
+                None => tokio::task::spawn_blocking(|| local_inventory(Path::new("/")))
+                    .await
+                    .ok(),
+            };
+            let published = match snap {
+                None => Err("the inventory collection failed".to_string()),
+                Some(snap) => {
+                    let bytes = automata_schemas::encode(inv, inv_id, &snap).map_err(|source| {
+                        crate::ProducerError::Encode {
+                            collector: NAME,
+                            source,
+                        }
+                    })?;
+                    log.send(
+                        INVENTORY_SNAPSHOTS,
+                        automata_log::Record::new(server_id.clone(), bytes),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
                 }
-            })?;
-            match log
-                .send(
-                    INVENTORY_SNAPSHOTS,
-                    automata_log::Record::new(server_id.clone(), bytes),
-                )
-                .await
-            {
+            };
+            match published {
                 Ok(_) => last_inventory = Some(std::time::Instant::now()),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot publish this host's inventory; retrying next tick")
@@ -440,6 +391,6 @@ mod tests {
     fn a_missing_proc_gives_no_samples_and_no_error() {
         let d = tempfile::tempdir().expect("tempdir");
         assert!(HostSampler::new(d.path()).sample().is_empty());
-        assert_eq!(host_identity(d.path()), None);
+        assert_eq!(local_inventory(d.path()).server_id, "unknown");
     }
 }

@@ -387,6 +387,11 @@ impl Bmc {
         }
     }
 
+    /// The fleet's collection page size (0: no paging).
+    pub fn page_size(&self) -> usize {
+        self.fleet.config.page_size
+    }
+
     /// Whether basic-auth credentials are the fleet's.
     pub fn credentials_ok(&self, user: &str, pass: &str) -> bool {
         self.fleet.config.credentials.check(user, pass)

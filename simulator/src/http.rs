@@ -41,6 +41,17 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
     }
     let method = req.method().clone();
     let path = normalise(req.uri().path());
+    let skip = req
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| {
+            kv.strip_prefix("$skip=")
+                .or_else(|| kv.strip_prefix("%24skip="))
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     // What a client may read before it has a session: the service root and its metadata.
     if method == Method::GET || method == Method::HEAD {
         match path.as_str() {
@@ -57,7 +68,7 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
             }
             ROOT | "/redfish/v1/odata" => {
                 bmc.count_request();
-                return get(&bmc, &path, false);
+                return get(&bmc, &path, skip, false);
             }
             "/redfish/v1/$metadata" => {
                 bmc.count_request();
@@ -98,7 +109,7 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
         );
     }
     let reply = match method {
-        Method::GET | Method::HEAD => return get(&bmc, &path, method == Method::HEAD),
+        Method::GET | Method::HEAD => return get(&bmc, &path, skip, method == Method::HEAD),
         Method::PATCH => match json_body(req).await {
             Ok(body) => bmc.patch(&path, &body),
             Err(r) => r,
@@ -133,11 +144,29 @@ fn http_push_uri(bmc: &Bmc) -> Option<String> {
         .and_then(|v| v.get("HttpPushUri").and_then(Value::as_str).map(normalise))
 }
 
-fn get(bmc: &Bmc, path: &str, head: bool) -> Response {
+/// One page of a collection: `page` members from `skip`, with the link to the next page.
+fn paginate(v: &mut Value, path: &str, skip: usize, page: usize) {
+    let Some(Value::Array(members)) = v.get_mut("Members") else {
+        return;
+    };
+    if page == 0 || (members.len() <= page && skip == 0) {
+        return;
+    }
+    let total = members.len();
+    let rest: Vec<Value> = members.drain(..).skip(skip).take(page).collect();
+    *members = rest;
+    v["Members@odata.count"] = json!(total);
+    if skip + page < total {
+        v["Members@odata.nextLink"] = json!(format!("{path}?$skip={}", skip + page));
+    }
+}
+
+fn get(bmc: &Bmc, path: &str, skip: usize, head: bool) -> Response {
     if let Some(id) = path.strip_prefix("/redfish/v1/TaskService/TaskMonitors/") {
         return respond(bmc.task_monitor(id), head);
     }
-    if let Some(v) = bmc.get(path) {
+    if let Some(mut v) = bmc.get(path) {
+        paginate(&mut v, path, skip, bmc.page_size());
         // Allow only where the schema allows more than reading (the validator checks it).
         let allow = match crate::mockup::type_name(&v) {
             Some("ComputerSystem" | "Chassis" | "Manager" | "ManagerAccount") => {

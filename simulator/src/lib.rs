@@ -161,6 +161,9 @@ pub struct SimConfig {
     pub script: FaultScript,
     /// Where to append ground truth (JSON lines), if anywhere.
     pub ground_truth: Option<PathBuf>,
+    /// Serve collections longer than this in pages linked by `Members@odata.nextLink`
+    /// (`$skip`), as BMCs do with long logs; 0 serves every collection whole.
+    pub page_size: usize,
 }
 
 impl SimConfig {
@@ -184,6 +187,7 @@ impl SimConfig {
             fault_rates: FaultRates::default(),
             script: FaultScript::default(),
             ground_truth: None,
+            page_size: 0,
         }
     }
 }
