@@ -153,6 +153,94 @@ async fn paged_collections_are_followed_to_the_last_page() {
     paged.stop().await;
 }
 
+#[tokio::test]
+async fn a_hung_bmc_costs_its_timeout_and_nothing_else() {
+    use automata_simulator::faults::{FaultKind, FaultSpec};
+    let f = fleet(2).await;
+    f.bmcs[0]
+        .inject(
+            &FaultSpec {
+                server: 0,
+                kind: FaultKind::BmcHang,
+                at: None,
+                duration: None,
+                component: None,
+            },
+            "test",
+        )
+        .expect("inject");
+    let opts = ClientOptions {
+        timeout: Duration::from_millis(800),
+        retries: 1,
+        backoff: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let (hung, healthy) = tokio::join!(
+        async {
+            let e = &f.endpoints[0];
+            let c = RedfishClient::new(&e.address, creds(), opts.clone()).expect("client");
+            inventory::collect(&c, &e.address).await
+        },
+        async {
+            let e = &f.endpoints[1];
+            let c = RedfishClient::new(&e.address, creds(), opts.clone()).expect("client");
+            inventory::collect(&c, &e.address).await
+        }
+    );
+    match hung {
+        Err(e @ BmcError::Timeout { .. }) => assert!(e.to_string().contains("no answer")),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(healthy.is_ok(), "{healthy:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn sensors_are_read_with_units_thresholds_and_stable_ids() {
+    use automata_bmc::redfish::telemetry;
+    use automata_schemas::types::SensorKind;
+    let f = fleet(1).await;
+    let e = &f.endpoints[0];
+    let c = RedfishClient::new(&e.address, creds(), ClientOptions::default()).expect("client");
+    let topo = telemetry::topology(&c, &e.address).await.expect("topology");
+    assert!(topo.chassis.iter().all(|(_, _, sid)| sid == &e.server_id));
+    let (first, errors) = telemetry::poll(&c, &topo).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let kinds: std::collections::HashSet<_> = first.iter().map(|r| r.kind).collect();
+    for k in [SensorKind::Power, SensorKind::Temperature, SensorKind::Fan] {
+        assert!(kinds.contains(&k), "{k:?} missing from {kinds:?}");
+    }
+    for r in &first {
+        let unit_ok = match r.kind {
+            SensorKind::Power => r.unit == "W",
+            SensorKind::Temperature => r.unit == "Cel",
+            SensorKind::Fan => r.unit == "RPM" || r.unit == "%",
+            SensorKind::Voltage => r.unit == "V",
+            _ => true,
+        };
+        assert!(unit_ok, "{r:?}");
+    }
+    assert!(
+        first
+            .iter()
+            .any(|r| r.kind == SensorKind::Temperature && r.thresholds.is_some())
+    );
+    let (second, _) = telemetry::poll(&c, &topo).await;
+    let ids = |v: &[automata_schemas::types::TelemetryReading]| {
+        let mut i: Vec<String> = v.iter().map(|r| r.sensor_id.clone()).collect();
+        i.sort();
+        i
+    };
+    assert_eq!(
+        ids(&first),
+        ids(&second),
+        "the same sensors under the same ids"
+    );
+    f.stop().await;
+}
+
 #[test]
 fn addresses_are_checked_and_credentials_never_printed() {
     use automata_bmc::redfish::parse_address;

@@ -259,6 +259,27 @@ pub async fn inventory_now(a: InventoryArgs, out: &Output) -> Result<()> {
     out.bmc_inventory(&inv, t.elapsed())
 }
 
+/// `bmc sensors`: one BMC's sensor readings, now.
+pub async fn sensors_now(a: InventoryArgs, out: &Output) -> Result<()> {
+    use automata_bmc::redfish::telemetry;
+    let password = read_password(&a.password_file)?;
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        tls: tls_policy(&a.address, &a.tls, !out.is_table()).await?,
+        ..Default::default()
+    };
+    let client = RedfishClient::new(&a.address, Credentials::new(a.username, password), opts)?;
+    let t = Instant::now();
+    let topo = telemetry::topology(&client, &a.address).await;
+    let r = match topo {
+        Ok(topo) => Ok(telemetry::poll(&client, &topo).await),
+        Err(e) => Err(e),
+    };
+    client.logout().await;
+    let (readings, errors) = r.with_context(|| format!("sensors of {}", a.address))?;
+    out.sensors(&readings, &errors, t.elapsed())
+}
+
 /// `agent`.
 pub async fn agent(
     cfg: crate::config::Config,

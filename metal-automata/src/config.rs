@@ -124,6 +124,8 @@ pub struct CollectorConfig {
     pub interval_secs: u64,
     /// Seconds between inventory sweeps of the registered BMCs.
     pub bmc_inventory_secs: u64,
+    /// Seconds between sensor polls of the registered BMCs (0: no BMC sensor polling).
+    pub bmc_sensor_secs: u64,
     /// BMCs collected at once across the fleet.
     pub bmc_concurrency: usize,
     /// Requests in flight to one BMC at once.
@@ -140,6 +142,7 @@ impl Default for CollectorConfig {
             local_host: true,
             interval_secs: 10,
             bmc_inventory_secs: 600,
+            bmc_sensor_secs: 60,
             bmc_concurrency: 128,
             bmc_requests_per_bmc: 4,
             bmc_timeout_secs: 15,

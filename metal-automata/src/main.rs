@@ -157,6 +157,8 @@ enum BmcCommand {
     },
     /// Read one BMC's inventory now, without the service (prints it; nothing is stored).
     Inventory(bmc::InventoryArgs),
+    /// Read one BMC's sensors now (power, temperatures, fans, voltages with thresholds).
+    Sensors(bmc::InventoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +301,7 @@ async fn run(cli: Cli) -> Result<()> {
             BmcCommand::Collect => bmc::collect(&api()?, &out).await,
             BmcCommand::Fingerprint { address } => bmc::fingerprint(&address, &out).await,
             BmcCommand::Inventory(a) => bmc::inventory_now(a, &out).await,
+            BmcCommand::Sensors(a) => bmc::sensors_now(a, &out).await,
         },
         Command::Agent(a) => {
             let client = api();

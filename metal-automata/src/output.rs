@@ -412,6 +412,58 @@ impl Output {
         Ok(())
     }
 
+    /// `bmc sensors`.
+    pub fn sensors(
+        &self,
+        readings: &[automata_schemas::types::TelemetryReading],
+        errors: &[String],
+        took: std::time::Duration,
+    ) -> Result<()> {
+        if !self.is_table() {
+            return self.json(&serde_json::json!({
+                "readings": readings,
+                "errors": errors,
+                "elapsed_ms": took.as_millis() as u64,
+            }));
+        }
+        let mut t = table(&["server", "sensor", "name", "value", "unit", "thresholds"]);
+        for r in readings {
+            let th = r
+                .thresholds
+                .as_ref()
+                .map(|t| {
+                    let f =
+                        |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_else(|| "-".into());
+                    format!(
+                        "{} / {} .. {} / {}",
+                        f(t.lower_critical),
+                        f(t.lower_caution),
+                        f(t.upper_caution),
+                        f(t.upper_critical)
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            t.add_row(vec![
+                r.server_id.clone(),
+                r.sensor_id.clone(),
+                r.name.clone(),
+                format!("{}", r.value),
+                r.unit.clone(),
+                th,
+            ]);
+        }
+        println!("{t}");
+        for e in errors {
+            println!("  could not read: {e}");
+        }
+        println!(
+            "{} reading(s) in {:.2} s",
+            readings.len(),
+            took.as_secs_f64()
+        );
+        Ok(())
+    }
+
     /// `agent --once`: the snapshot as JSON (what `lshw -json` is to lshw), or a table.
     pub fn agent_report(&self, r: &automata_agent::Report) -> Result<()> {
         if !self.is_table() {

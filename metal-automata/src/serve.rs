@@ -57,6 +57,7 @@ pub async fn serve(
         Some(n) => {
             // A demo shows change quickly: BMC inventory every minute.
             cfg.collector.bmc_inventory_secs = cfg.collector.bmc_inventory_secs.min(60);
+            cfg.collector.bmc_sensor_secs = cfg.collector.bmc_sensor_secs.clamp(1, 15);
             Some(start_demo(&data_dir, &bmc_registry, n).await?)
         }
         None => None,
@@ -121,6 +122,7 @@ pub async fn serve(
         });
     }
     if roles.contains(&Role::Collector) {
+        let shared_log = log.clone();
         let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         let (registry, board, kick, bmc_cfg) = (
             bmc_registry.clone(),
@@ -132,6 +134,23 @@ pub async fn serve(
             let r = automata_producers::bmc::run(log, ids, registry, board, kick, bmc_cfg, s).await;
             ("collector", r.map_err(Into::into))
         });
+        if cfg.collector.bmc_sensor_secs > 0 {
+            let (sensor_log, s, ids, registry, bmc_cfg) = (
+                shared_log,
+                shutdown.clone(),
+                schemas.ids(),
+                bmc_registry.clone(),
+                cfg.collector.bmc(),
+            );
+            let every = std::time::Duration::from_secs(cfg.collector.bmc_sensor_secs.max(1));
+            tasks.spawn(async move {
+                let r = automata_producers::bmc::run_sensors(
+                    sensor_log, ids, registry, every, bmc_cfg, s,
+                )
+                .await;
+                ("collector", r.map_err(Into::into))
+            });
+        }
     }
     if roles.contains(&Role::Processor) {
         let (inv_log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());

@@ -1,6 +1,7 @@
 //! Processors: stateful consumers that derive current state and health from the log and put
 //! their results on other topics, exactly once (see [`runtime`]).
 
+pub mod health;
 pub mod inventory;
 pub mod runtime;
 pub mod server_state;

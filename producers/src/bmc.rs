@@ -188,3 +188,203 @@ pub async fn run(
         }
     }
 }
+
+/// One BMC's sensor client, kept between polls: its session and where its chassis lead.
+struct SensorTarget {
+    entry: BmcEntry,
+    client: Arc<RedfishClient>,
+    topology: Option<automata_bmc::redfish::telemetry::Topology>,
+    polls: u32,
+}
+
+/// What one sensor sweep did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TelemetrySweep {
+    /// BMCs polled.
+    pub bmcs: usize,
+    /// BMCs that answered.
+    pub ok: usize,
+    /// Readings published.
+    pub readings: usize,
+    /// Wall time, ms.
+    pub elapsed_ms: u64,
+}
+
+/// Polls every registered BMC's sensors every `every` and publishes the readings to
+/// `telemetry.readings`, keyed by server. Sessions and each BMC's chassis topology are kept
+/// between polls (the topology is re-read every 30 polls and after a failure).
+pub struct SensorPoller {
+    targets: std::collections::HashMap<String, SensorTarget>,
+    cfg: BmcCollectorConfig,
+}
+
+impl SensorPoller {
+    /// A poller with the collector's client settings.
+    pub fn new(cfg: BmcCollectorConfig) -> Self {
+        SensorPoller {
+            targets: Default::default(),
+            cfg,
+        }
+    }
+
+    fn sync(&mut self, bmcs: Vec<(BmcEntry, Credentials)>) {
+        let names: std::collections::HashSet<String> =
+            bmcs.iter().map(|(e, _)| e.name.clone()).collect();
+        self.targets.retain(|n, _| names.contains(n));
+        for (entry, creds) in bmcs {
+            let same = self
+                .targets
+                .get(&entry.name)
+                .is_some_and(|t| t.entry == entry);
+            if same {
+                continue;
+            }
+            let mut o = self.cfg.client.clone();
+            o.tls = entry.tls.clone();
+            match RedfishClient::new(&entry.address, creds, o) {
+                Ok(c) => {
+                    self.targets.insert(
+                        entry.name.clone(),
+                        SensorTarget {
+                            entry,
+                            client: Arc::new(c),
+                            topology: None,
+                            polls: 0,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(bmc = %entry.name, error = %e, "cannot build a client"),
+            }
+        }
+    }
+
+    /// One poll of every BMC in `bmcs`; readings go to `log`.
+    pub async fn sweep(
+        &mut self,
+        log: &MessageLog,
+        ids: &SchemaIds,
+        bmcs: Vec<(BmcEntry, Credentials)>,
+    ) -> Result<TelemetrySweep, ProducerError> {
+        use automata_bmc::redfish::telemetry;
+        use automata_schemas::catalog::TELEMETRY_READINGS;
+        let spec = topic(TELEMETRY_READINGS).ok_or(ProducerError::NoSchema(TELEMETRY_READINGS))?;
+        let schema_id = ids
+            .get(TELEMETRY_READINGS)
+            .ok_or(ProducerError::NoSchema(TELEMETRY_READINGS))?;
+        self.sync(bmcs);
+        let started = Instant::now();
+        let mut report = TelemetrySweep {
+            bmcs: self.targets.len(),
+            ..Default::default()
+        };
+        let work: Vec<_> = self
+            .targets
+            .iter_mut()
+            .map(|(name, t)| {
+                let name = name.clone();
+                let client = t.client.clone();
+                let address = t.entry.address.clone();
+                let topo = if t.polls % 30 == 0 {
+                    None
+                } else {
+                    t.topology.clone()
+                };
+                async move {
+                    let topo = match topo {
+                        Some(t) => t,
+                        None => match telemetry::topology(&client, &address).await {
+                            Ok(t) => t,
+                            Err(e) => return (name, None, Err(e.to_string())),
+                        },
+                    };
+                    let (readings, errors) = telemetry::poll(&client, &topo).await;
+                    (name, Some(topo), Ok((readings, errors)))
+                }
+            })
+            .collect();
+        let mut results =
+            futures::stream::iter(work).buffer_unordered(self.cfg.fleet_concurrency.max(1));
+        let mut batch = Vec::new();
+        let mut outcomes = Vec::new();
+        while let Some((name, topo, r)) = results.next().await {
+            match r {
+                Ok((readings, errors)) => {
+                    if readings.is_empty() && !errors.is_empty() {
+                        tracing::warn!(bmc = %name, errors = ?errors, "no sensor could be read");
+                        outcomes.push((name, None));
+                        continue;
+                    }
+                    report.ok += 1;
+                    for r in &readings {
+                        let bytes =
+                            automata_schemas::encode(spec, schema_id, r).map_err(|source| {
+                                ProducerError::Encode {
+                                    collector: "redfish-sensors",
+                                    source,
+                                }
+                            })?;
+                        batch.push(
+                            Record::new(r.server_id.clone(), bytes).with_timestamp(r.timestamp),
+                        );
+                    }
+                    outcomes.push((name, topo));
+                }
+                Err(e) => {
+                    tracing::warn!(bmc = %name, error = %e, "sensor poll failed");
+                    outcomes.push((name, None));
+                }
+            }
+        }
+        drop(results);
+        for (name, topo) in outcomes {
+            if let Some(t) = self.targets.get_mut(&name) {
+                t.polls = if topo.is_some() { t.polls + 1 } else { 0 };
+                t.topology = topo;
+            }
+        }
+        report.readings = batch.len();
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            match log.send_batch(TELEMETRY_READINGS, batch).await {
+                Ok(_) => metrics::counter!("automata_collector_readings_total", "collector" => "redfish-sensors").increment(n),
+                Err(e) => tracing::warn!(error = %e, "cannot publish BMC readings; the next poll reads them again"),
+            }
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+}
+
+/// Polls every registered BMC's sensors every `every` until `shutdown`.
+pub async fn run_sensors(
+    log: MessageLog,
+    ids: SchemaIds,
+    registry: Arc<BmcRegistry>,
+    every: Duration,
+    cfg: BmcCollectorConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ProducerError> {
+    let mut poller = SensorPoller::new(cfg);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        match registry.list_with_credentials() {
+            Ok(bmcs) if bmcs.is_empty() => {}
+            Ok(bmcs) => {
+                let r = poller.sweep(&log, &ids, bmcs).await?;
+                tracing::debug!(
+                    bmcs = r.bmcs,
+                    ok = r.ok,
+                    readings = r.readings,
+                    elapsed_ms = r.elapsed_ms,
+                    "sensor sweep done"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the BMC registry"),
+        }
+    }
+}

@@ -261,3 +261,54 @@ pub struct ComponentChange {
     /// When it was detected, ms.
     pub detected_at: i64,
 }
+
+/// One fact behind a health change or a diagnosis (`Evidence` in the health schemas).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What sort of fact: reading, threshold, log_entry, status, …
+    pub kind: String,
+    /// The fact itself, human-readable.
+    pub detail: String,
+    /// When the fact was observed, ms.
+    pub observed_at: i64,
+}
+
+/// A change of health of a server or component, with its evidence (`health.events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthEvent {
+    /// Server identity.
+    pub server_id: String,
+    /// Component, or `None` for the server.
+    pub component_id: Option<String>,
+    /// Health before.
+    pub previous: Health,
+    /// Health now.
+    pub health: Health,
+    /// Class of the problem, e.g. `overtemperature`.
+    pub classification: String,
+    /// Human-readable summary.
+    pub message: String,
+    /// Facts that caused the change.
+    pub evidence: Vec<Evidence>,
+    /// When the change was decided, ms.
+    pub raised_at: i64,
+}
+
+/// Latest health of a server or component (compacted `health.state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthState {
+    /// Server identity.
+    pub server_id: String,
+    /// Component, or `None` for the server.
+    pub component_id: Option<String>,
+    /// Health now.
+    pub health: Health,
+    /// Class of the problem, empty when OK.
+    pub classification: String,
+    /// Summary.
+    pub message: String,
+    /// Facts behind it.
+    pub evidence: Vec<Evidence>,
+    /// Since when this health holds, ms.
+    pub since: i64,
+}

@@ -307,3 +307,33 @@ def test_the_agent_publishes_this_machine_to_the_service(service, tmp_path):
         assert shown and any(c["source"] == "agent" and c["kind"] == "cpu" for c in shown["components"]), shown
     finally:
         stop(agent, log)
+
+
+@pytest.mark.parametrize("mockup", ["public-rackmount1", "public-liquid-cooled-server", "public-telemetry"])
+def test_sensors_of_the_mockups_with_the_values_in_their_files(mockup, password_file):
+    """`bmc sensors` on the mockups that carry Power, Thermal and Sensors (issue 5's peers):
+    every Sensor resource with a numeric Reading comes back with its value."""
+    if mockup not in mockup_dirs():
+        pytest.skip(f"{mockup} is not in {MOCKUPS}")
+    port, proc, log = serve_static(mockup)
+    try:
+        got = run_json("bmc", "sensors", f"http://127.0.0.1:{port}", "-u", "admin", "--password-file", password_file)
+    finally:
+        stop(proc, log)
+    readings = got["readings"]
+    assert readings, got["errors"]
+    values = {(r["sensor_id"].split(".", 2)[1], r["sensor_id"].split(".", 2)[2]): r for r in readings}
+    expected = 0
+    for ch in members(mockup, "/redfish/v1/Chassis"):
+        if "Sensors" not in ch:
+            continue
+        for s in members(mockup, ch["Sensors"]["@odata.id"]):
+            if isinstance(s.get("Reading"), (int, float)) and not isinstance(s.get("Reading"), bool):
+                expected += 1
+                r = values.get((ch["Id"], s["Id"]))
+                assert r is not None, f"{mockup}: {ch['Id']}/{s['Id']} missing"
+                if s.get("ReadingUnits") in ("Cel", "W", "V", "A", "RPM"):
+                    assert abs(r["value"] - s["Reading"]) < 1e-9, (r, s["Reading"])
+    if expected == 0:
+        # Legacy Power/Thermal only: the consumed power is there.
+        assert any(r["kind"] == "POWER" for r in readings)

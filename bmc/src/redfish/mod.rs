@@ -9,6 +9,7 @@
 
 pub mod inventory;
 pub mod oem;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
