@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev)
-TEST_PKGS=(maven default-jre-headless python3-venv)
+# lshw: `bench inventory` compares the agent with it; openipmi/ipmitool: the IPMI LAN peer.
+TEST_PKGS=(maven default-jre-headless python3-venv lshw openipmi ipmitool openssl)
 VENV=${MA_TEST_VENV:-$HOME/.cache/metal-automata/venv}
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -24,6 +24,9 @@ if [ $QUICK = 0 ]; then
     cargo clippy --workspace --all-targets --release -- -D warnings
 fi
 
+step "a qemu server for the agent (Debian cloud kernel, busybox, swtpm)"
+eval "$(scripts/agent-vm.sh)"
+
 step "cargo build"
 cargo build --release --workspace --all-targets
 

@@ -73,6 +73,9 @@ pub enum BmcError {
     /// A client could not be built (TLS configuration).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// IPMI over LAN failed (session, authentication, timeout).
+    #[error(transparent)]
+    Ipmi(#[from] crate::ipmi::IpmiError),
 }
 
 impl BmcError {
@@ -81,6 +84,7 @@ impl BmcError {
         match self {
             BmcError::Timeout { .. } | BmcError::Connect { .. } => true,
             BmcError::Http { status, .. } => *status == 429 || *status >= 500,
+            BmcError::Ipmi(e) => e.is_transient(),
             _ => false,
         }
     }

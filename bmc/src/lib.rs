@@ -1,4 +1,4 @@
-//! BMC clients for Metal Automata.
+//! BMC clients for Metal Automata: Redfish, and IPMI over LAN (RMCP+) for BMCs without it.
 //!
 //! One crate serves both the collectors (inventory, telemetry) and the command executors, so that
 //! everything that talks to a BMC shares one behaviour: sessions with a basic-auth fallback,
@@ -16,5 +16,6 @@ pub mod tls;
 
 pub use error::BmcError;
 pub use redfish::{ClientOptions, RedfishClient};
+pub use registry::Protocol;
 pub use secret::Credentials;
 pub use tls::TlsPolicy;

@@ -52,6 +52,17 @@ pub enum RegistryError {
     BadKey,
 }
 
+/// How a BMC is spoken to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Redfish over HTTPS (inventory, sensors, actions).
+    #[default]
+    Redfish,
+    /// IPMI 2.0 over LAN (RMCP+): identity, BMC firmware and FRU inventory only.
+    Ipmi,
+}
+
 /// A registered BMC as listed (no secret in it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BmcEntry {
@@ -61,6 +72,9 @@ pub struct BmcEntry {
     pub address: String,
     /// The account used.
     pub username: String,
+    /// Redfish or IPMI.
+    #[serde(default)]
+    pub protocol: Protocol,
     /// How its certificate is checked.
     pub tls: TlsPolicy,
     /// When it was registered, RFC 3339.

@@ -188,6 +188,7 @@ pub async fn run(a: InventoryBenchArgs, table: bool) -> Result<InventoryBench> {
             name: e.name.clone(),
             address: e.address.clone(),
             username: "admin".into(),
+            protocol: automata_bmc::Protocol::Redfish,
             tls: TlsPolicy::Verify,
             added_at: String::new(),
             labels: Default::default(),

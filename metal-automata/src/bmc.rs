@@ -51,8 +51,20 @@ pub struct AddArgs {
     /// Allow plain http to a BMC off loopback (the password travels in clear).
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// How to reach it: Redfish, or IPMI 2.0 over LAN for BMCs without Redfish.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Redfish)]
+    pub protocol: ProtocolArg,
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    /// Redfish over HTTPS.
+    Redfish,
+    /// IPMI 2.0 over LAN (RMCP+, UDP 623).
+    Ipmi,
 }
 
 /// `bmc inventory`: read one BMC now, without the service.
@@ -69,6 +81,9 @@ pub struct InventoryArgs {
     /// Seconds per request.
     #[arg(long, default_value_t = 15)]
     pub timeout: u64,
+    /// How to reach it (sensors: Redfish only).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Redfish)]
+    pub protocol: ProtocolArg,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -144,7 +159,11 @@ async fn tls_policy(address: &str, t: &TlsArgs, quiet: bool) -> Result<TlsPolicy
 /// `bmc add`.
 pub async fn add(api: &ApiClient, a: AddArgs, out: &Output) -> Result<()> {
     let password = read_password(&a.password_file)?;
-    let tls = tls_policy(&a.address, &a.tls, !out.is_table()).await?;
+    let tls = if a.protocol == ProtocolArg::Ipmi {
+        TlsPolicy::Verify
+    } else {
+        tls_policy(&a.address, &a.tls, !out.is_table()).await?
+    };
     let mut labels = BTreeMap::new();
     for l in &a.labels {
         let (k, v) = l
@@ -159,6 +178,7 @@ pub async fn add(api: &ApiClient, a: AddArgs, out: &Output) -> Result<()> {
         "name": a.name,
         "labels": labels,
         "allow_plain_http": a.allow_plain_http,
+        "protocol": if a.protocol == ProtocolArg::Ipmi { "ipmi" } else { "redfish" },
     });
     match tls {
         TlsPolicy::Pin { sha256 } => body["pin_sha256"] = json!(sha256),
@@ -246,6 +266,23 @@ pub async fn fingerprint(address: &str, out: &Output) -> Result<()> {
 /// `bmc inventory`: one BMC, read now.
 pub async fn inventory_now(a: InventoryArgs, out: &Output) -> Result<()> {
     let password = read_password(&a.password_file)?;
+    if a.protocol == ProtocolArg::Ipmi {
+        let opts = automata_bmc::ipmi::IpmiOptions {
+            timeout: Duration::from_secs(a.timeout.clamp(1, 10)),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let snap =
+            automata_bmc::ipmi::collect(&a.address, &Credentials::new(a.username, password), &opts)
+                .await
+                .with_context(|| format!("IPMI inventory of {}", a.address))?;
+        let inv = inventory::BmcInventory {
+            snapshots: vec![snap],
+            vendor: automata_bmc::redfish::oem::Vendor::Generic,
+            requests: 0,
+        };
+        return out.bmc_inventory(&inv, t.elapsed());
+    }
     let opts = ClientOptions {
         timeout: Duration::from_secs(a.timeout.max(1)),
         tls: tls_policy(&a.address, &a.tls, !out.is_table()).await?,

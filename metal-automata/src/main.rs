@@ -3,6 +3,7 @@
 mod bench;
 mod bench_inventory;
 mod bench_query;
+mod bench_telemetry;
 mod bmc;
 mod client;
 mod config;
@@ -178,6 +179,8 @@ enum BenchCommand {
     /// History sink rows/s, then operator queries timed in DataFusion and in DuckDB on the same
     /// Parquet files, with each ratio.
     Query(QueryBenchArgs),
+    /// A full sensor sweep over N simulated BMCs (cold, then warm), readings into a log.
+    Telemetry(bench_telemetry::TelemetryBenchArgs),
     /// The in-band agent's collection time and peak RSS beside `lshw -json`'s, and the
     /// out-of-band collector's time to inventory N simulated BMCs.
     Inventory(bench_inventory::InventoryBenchArgs),
@@ -327,6 +330,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Simulator(a),
         } => simulate::bench(a, out.is_table()).await,
+        Command::Bench {
+            command: BenchCommand::Telemetry(a),
+        } => {
+            let r = bench_telemetry::run(a, out.is_table()).await?;
+            out.telemetry_bench(&r)
+        }
         Command::Bench {
             command: BenchCommand::Inventory(a),
         } => match &a.rss_of {

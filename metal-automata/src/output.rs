@@ -342,6 +342,26 @@ impl Output {
         Ok(())
     }
 
+    /// `bench telemetry`.
+    pub fn telemetry_bench(&self, r: &crate::bench_telemetry::TelemetryBench) -> Result<()> {
+        if !self.is_table() {
+            return self.json(r);
+        }
+        let mut t = table(&["sweep", "BMCs answered", "readings", "time", "readings/s"]);
+        for s in &r.sweeps {
+            t.add_row(vec![
+                s.kind.to_string(),
+                format!("{}/{}", s.ok, r.bmcs),
+                s.readings.to_string(),
+                format!("{:.2} s", s.secs),
+                format!("{:.0}", s.readings_per_sec),
+            ]);
+        }
+        println!("{t}");
+        println!("target: a {}-BMC sweep within 10 s", r.bmcs);
+        Ok(())
+    }
+
     /// `bench inventory`.
     pub fn inventory_bench(&self, r: &crate::bench_inventory::InventoryBench) -> Result<()> {
         if !self.is_table() {

@@ -283,6 +283,7 @@ async fn start_demo(
             name: e.name.clone(),
             address: e.address.clone(),
             username: "admin".into(),
+            protocol: automata_bmc::Protocol::Redfish,
             tls: automata_bmc::TlsPolicy::Verify,
             added_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             labels: [("demo".to_string(), "true".to_string())]

@@ -65,6 +65,18 @@ pub async fn collect_one(
     creds: Credentials,
     opts: &ClientOptions,
 ) -> Result<inventory::BmcInventory, automata_bmc::BmcError> {
+    if entry.protocol == automata_bmc::Protocol::Ipmi {
+        let o = automata_bmc::ipmi::IpmiOptions {
+            timeout: opts.timeout.min(Duration::from_secs(5)),
+            retries: opts.retries,
+        };
+        let snap = automata_bmc::ipmi::collect(&entry.address, &creds, &o).await?;
+        return Ok(inventory::BmcInventory {
+            snapshots: vec![snap],
+            vendor: automata_bmc::redfish::oem::Vendor::Generic,
+            requests: 0,
+        });
+    }
     let mut o = opts.clone();
     o.tls = entry.tls.clone();
     let client = RedfishClient::new(&entry.address, creds, o)?;
@@ -271,7 +283,12 @@ impl SensorPoller {
         let schema_id = ids
             .get(TELEMETRY_READINGS)
             .ok_or(ProducerError::NoSchema(TELEMETRY_READINGS))?;
-        self.sync(bmcs);
+        // IPMI BMCs have no Redfish sensors (SDR readings come with the IPMI sensor collector).
+        self.sync(
+            bmcs.into_iter()
+                .filter(|(e, _)| e.protocol == automata_bmc::Protocol::Redfish)
+                .collect(),
+        );
         let started = Instant::now();
         let mut report = TelemetrySweep {
             bmcs: self.targets.len(),

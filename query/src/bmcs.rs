@@ -33,8 +33,13 @@ pub struct BmcRoutes {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddBmc {
-    /// `host`, `host:port` or `https://host[:port]` (https unless `http://` is written out).
+    /// `host`, `host:port` or `https://host[:port]` (https unless `http://` is written out);
+    /// for IPMI, `host[:port]` (port 623 by default).
     pub address: String,
+    /// `redfish` (default) or `ipmi` (IPMI 2.0 over LAN, for BMCs without Redfish).
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub protocol: automata_bmc::Protocol,
     /// The BMC account.
     pub username: String,
     /// Its password: sealed at rest, never returned.
@@ -65,6 +70,8 @@ pub struct BmcView {
     pub address: String,
     /// Account.
     pub username: String,
+    /// redfish or ipmi.
+    pub protocol: String,
     /// Certificate check, in words.
     pub tls: String,
     /// Registered at (RFC 3339).
@@ -89,7 +96,11 @@ fn view(e: BmcEntry, board: &StatusBoard) -> BmcView {
         .map(|b| b.get(&e.name).cloned().unwrap_or_default())
         .unwrap_or_default();
     BmcView {
-        tls: e.tls.describe(),
+        protocol: format!("{:?}", e.protocol).to_lowercase(),
+        tls: match e.protocol {
+            automata_bmc::Protocol::Ipmi => "n/a (RMCP+)".into(),
+            automata_bmc::Protocol::Redfish => e.tls.describe(),
+        },
         name: e.name,
         address: e.address,
         username: e.username,
@@ -125,13 +136,16 @@ async fn add_bmc(
     peer: Option<axum::extract::Extension<ConnectInfo<SocketAddr>>>,
     ApiJson(req): ApiJson<AddBmc>,
 ) -> Result<(StatusCode, Json<BmcView>), ApiError> {
-    let url = automata_bmc::redfish::parse_address(&req.address)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if req.username.trim().is_empty() || req.password.is_empty() {
         return Err(ApiError::bad_request(
             "username and password must not be empty",
         ));
     }
+    if req.protocol == automata_bmc::Protocol::Ipmi {
+        return add_ipmi(r, peer, req).await;
+    }
+    let url = automata_bmc::redfish::parse_address(&req.address)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let loopback = url
         .host_str()
         .and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok())
@@ -164,13 +178,52 @@ async fn add_bmc(
         name: name.clone(),
         address: url.as_str().trim_end_matches('/').to_string(),
         username: req.username.clone(),
+        protocol: automata_bmc::Protocol::Redfish,
         tls,
         added_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         labels: req.labels.clone(),
     };
+    register(&r, entry, &req.password, peer.as_ref().map(|p| &p.0))
+}
+
+async fn add_ipmi(
+    r: BmcRoutes,
+    peer: Option<axum::extract::Extension<ConnectInfo<SocketAddr>>>,
+    req: AddBmc,
+) -> Result<(StatusCode, Json<BmcView>), ApiError> {
+    if req.pin_sha256.is_some() || req.ca_pem.is_some() || req.insecure {
+        return Err(ApiError::bad_request("TLS options do not apply to IPMI"));
+    }
+    let (host, port) = automata_bmc::ipmi::split_address(&req.address)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let name = req
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("ipmi:{host}:{port}"));
+    let entry = BmcEntry {
+        name,
+        address: format!("{host}:{port}"),
+        username: req.username.clone(),
+        protocol: automata_bmc::Protocol::Ipmi,
+        tls: TlsPolicy::Verify,
+        added_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        labels: req.labels.clone(),
+    };
+    register(&r, entry, &req.password, peer.as_ref().map(|p| &p.0))
+}
+
+/// Stores the entry, audits it, and starts a collection.
+fn register(
+    r: &BmcRoutes,
+    entry: BmcEntry,
+    password: &str,
+    peer: Option<&ConnectInfo<SocketAddr>>,
+) -> Result<(StatusCode, Json<BmcView>), ApiError> {
+    let name = entry.name.clone();
     let replaced = r
         .registry
-        .add(entry.clone(), &req.password)
+        .add(entry.clone(), password)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(
         target: "audit",
@@ -178,8 +231,9 @@ async fn add_bmc(
         bmc = %name,
         address = %entry.address,
         username = %entry.username,
+        protocol = ?entry.protocol,
         tls = %entry.tls.describe(),
-        caller = %caller(peer.as_ref().map(|p| &p.0)),
+        caller = %caller(peer),
         "BMC registered"
     );
     r.kick.notify_one();

@@ -78,8 +78,8 @@ pub fn server_id(system: &Value, bmc: &str) -> (String, Option<String>) {
     }
 }
 
+/// A component being filled from one Redfish resource.
 struct Builder {
-    kind: ComponentKind,
     c: Component,
 }
 
@@ -103,7 +103,7 @@ impl Builder {
         if let Some(h) = at(v, "/Status/Health") {
             c.properties.insert("health".into(), h);
         }
-        Builder { kind, c }
+        Builder { c }
     }
     fn prop(mut self, key: &str, value: Option<String>) -> Self {
         if let Some(v) = value {
@@ -111,8 +111,7 @@ impl Builder {
         }
         self
     }
-    fn done(mut self) -> Component {
-        self.c.kind = self.kind;
+    fn done(self) -> Component {
         self.c
     }
 }

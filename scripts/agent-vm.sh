@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepares a real server for the in-band agent's tests: qemu, busybox for the initramfs, swtpm
+# for a TPM, and a Debian cloud kernel unpacked into $HOME/.cache/metal-automata/vm. Prints the
+# environment the agent's qemu test reads (AGENT_QEMU_KERNEL, AGENT_QEMU_MODULES); use it as
+#   eval "$(scripts/agent-vm.sh)"
+set -euo pipefail
+VM=${MA_AGENT_VM:-$HOME/.cache/metal-automata/vm}
+PKGS=(qemu-system-x86 busybox-static cpio swtpm swtpm-tools)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "agent-vm: apt-get install ${missing[*]}" >&2
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+kernel=$(ls "$VM"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$kernel" ]; then
+    pkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-cloud-amd64-unsigned$' | sort -V | tail -1 | cut -d' ' -f1)
+    [ -n "$pkg" ] || { echo "agent-vm: no Debian cloud kernel package in apt" >&2; exit 1; }
+    echo "agent-vm: $pkg into $VM" >&2
+    mkdir -p "$VM/deb"
+    (cd "$VM/deb" && apt-get download -qq "$pkg" >&2)
+    dpkg-deb -x "$VM"/deb/*.deb "$VM"
+    rm -rf "$VM/deb"
+    kernel=$(ls "$VM"/boot/vmlinuz-* | sort -V | tail -1)
+fi
+version=${kernel##*/vmlinuz-}
+echo "export AGENT_QEMU_KERNEL=$kernel AGENT_QEMU_MODULES=$VM/lib/modules/$version"
