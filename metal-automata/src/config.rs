@@ -33,6 +33,10 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Limits of SQL queries over history.
     pub sql: automata_query::sql::SqlConfig,
+    /// How the health processor judges readings (threshold overrides, hysteresis).
+    pub health: automata_processors::health::HealthConfig,
+    /// Where health events are sent (webhooks, Slack, e-mail).
+    pub notify: automata_sinks::notify::NotifyConfig,
 }
 
 /// When the history sink writes its buffers out as Parquet files.

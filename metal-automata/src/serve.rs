@@ -184,6 +184,39 @@ pub async fn serve(
             ("processor", r.map_err(Into::into))
         });
     }
+    if roles.contains(&Role::Processor) {
+        let (log, s, ids, hcfg) = (
+            log.clone(),
+            shutdown.clone(),
+            schemas.ids(),
+            cfg.health.clone(),
+        );
+        let instance = instance_id(&data_dir);
+        tasks.spawn(async move {
+            let r = automata_processors::run(
+                log,
+                move || {
+                    automata_processors::health::HealthProcessor::new(ids.clone(), hcfg.clone())
+                },
+                automata_processors::RunnerConfig {
+                    instance_id: instance,
+                    ..Default::default()
+                },
+                s,
+            )
+            .await;
+            ("processor", r.map_err(Into::into))
+        });
+    }
+    if roles.contains(&Role::Sink) && !cfg.notify.routes.is_empty() {
+        let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let sink = automata_sinks::notify::NotifySink::new(ids, cfg.notify.clone())
+            .context("the [notify] configuration")?;
+        tasks.spawn(async move {
+            let r = automata_sinks::run(l, sink, s).await;
+            ("sink", r.map_err(Into::into))
+        });
+    }
     if roles.contains(&Role::Sink) {
         let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         tasks.spawn(async move {

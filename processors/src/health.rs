@@ -285,7 +285,6 @@ impl HealthProcessor {
             return Vec::new(); // a late reading changes nothing
         }
         subject.last_at = t.timestamp;
-        let reading = reading_evidence(&t);
         let previous = subject
             .current
             .as_ref()
@@ -293,9 +292,15 @@ impl HealthProcessor {
         let next = if subject.current.is_none() || severity(entry_level) > severity(previous) {
             subject.streak.clear();
             subject.streak_target = None;
-            Some(sensor_verdict(&t, &th, entry, previous, vec![reading]))
+            Some(sensor_verdict(
+                &t,
+                &th,
+                entry,
+                previous,
+                vec![reading_evidence(&t)],
+            ))
         } else if severity(sticky_level) < severity(previous) {
-            subject.streak.push(reading);
+            subject.streak.push(reading_evidence(&t));
             let worst = match subject.streak_target {
                 Some((h, c)) if severity(h) >= severity(sticky_level) => (h, c),
                 _ => (sticky_level, sticky),

@@ -2,6 +2,7 @@
 
 pub mod fleet_metrics;
 pub mod history;
+pub mod notify;
 pub mod runtime;
 
 pub use runtime::{Sink, SinkError, run};

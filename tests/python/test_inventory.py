@@ -208,7 +208,7 @@ def test_fleet_inventory_through_the_pipeline(service, tmp_path):
         assert {c["kind"] for c in comps} >= {"cpu", "dimm", "bios", "bmc", "psu"}
         before = {c["component_id"]: c["firmware_version"] for c in comps}
         # Update one BMC's firmware through DMTF's own client, then collect again.
-        image = tmp_path / "bmc_9.99.bin"
+        image = tmp_path / "ss_9.99.bin"
         image.write_bytes(b"version=9.99\n" + b"\0" * 4096)
         r = subprocess.run([os.path.join(VENV_BIN, "rf_update.py"), "-r", target["address"], "-u", fleet["username"],
                             "-p", "simulated", "-i", str(image)], capture_output=True, text=True, timeout=120)
