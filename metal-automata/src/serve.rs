@@ -306,9 +306,7 @@ async fn start_demo(
         out: out.clone(),
         page_size: 0,
     };
-    let (sim, _) = crate::simulate::config(&args)?;
-    let password = sim.credentials.password.clone();
-    let fleet = automata_simulator::Fleet::start(sim)
+    let (fleet, _, _, password) = crate::simulate::start_fleet(&args)
         .await
         .context("starting the demo fleet (127.1.0.1:8000 onwards, control on 127.0.0.1:7879)")?;
     for e in &fleet.endpoints {

@@ -286,10 +286,12 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Starts the fleet, writes `bmcs.json`, and serves until Ctrl-C.
-pub async fn run(a: SimulateArgs, table: bool) -> Result<()> {
-    let (cfg, password_file) = config(&a)?;
+/// Starts the fleet and writes `<out>/bmcs.json`; returns the fleet, the file's content, its
+/// path and the password the BMCs accept.
+pub async fn start_fleet(a: &SimulateArgs) -> Result<(Fleet, FleetFile, PathBuf, String)> {
+    let (cfg, password_file) = config(a)?;
     let ground_truth = cfg.ground_truth.clone().unwrap_or_default();
+    let password = cfg.credentials.password.clone();
     let fleet = Fleet::start(cfg).await?;
     let file = FleetFile {
         bmcs: fleet.endpoints.clone(),
@@ -301,6 +303,12 @@ pub async fn run(a: SimulateArgs, table: bool) -> Result<()> {
     let path = a.out.join("bmcs.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&file)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((fleet, file, path, password))
+}
+
+/// Starts the fleet, writes `bmcs.json`, and serves until Ctrl-C.
+pub async fn run(a: SimulateArgs, table: bool) -> Result<()> {
+    let (fleet, file, path, _) = start_fleet(&a).await?;
     if table {
         let mut t = comfy_table::Table::new();
         t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
