@@ -93,8 +93,9 @@ fn collect_in_a_qemu_guest() {
     let mods = [
         "net/core/failover.ko",
         "drivers/net/net_failover.ko",
-        "drivers/virtio/virtio.ko",
+        // virtio_ring first: newer 6.1 kernels make virtio depend on it.
         "drivers/virtio/virtio_ring.ko",
+        "drivers/virtio/virtio.ko",
         "drivers/virtio/virtio_pci_legacy_dev.ko",
         "drivers/virtio/virtio_pci_modern_dev.ko",
         "drivers/virtio/virtio_pci.ko",
