@@ -53,7 +53,7 @@ def test_serve_demo_shows_a_live_fleet_and_a_fault_becomes_a_health_change():
             raise AssertionError(f"the demo servers have no inventory: {list(servers)}")
         deadline = time.time() + 60
         while time.time() < deadline:
-            got = rows(cli(env, "sql", "SELECT count(DISTINCT server_id) AS n FROM telemetry WHERE sensor_id LIKE 'redfish.%'"))
+            got = rows(cli(env, "sql", "SELECT count(DISTINCT server_id) AS n FROM telemetry WHERE sensor LIKE 'redfish.%'"))
             if got and got[0]["n"] >= 3:
                 break
             time.sleep(1)

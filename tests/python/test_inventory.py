@@ -88,8 +88,10 @@ def test_every_mockup_is_inventoried_with_the_values_in_its_files(mockup, passwo
         snap = by_serial.get(sysres.get("SerialNumber")) if sysres.get("SerialNumber") else None
         if snap is None:
             snap = next(s for s in inv["snapshots"] if s["system"]["product"] == sysres.get("Model"))
-        if sysres.get("UUID"):
+        if sysres.get("UUID") and sysres["UUID"].strip("0-"):
             assert snap["server_id"] == sysres["UUID"].lower(), mockup
+        elif sysres.get("UUID"):
+            assert snap["server_id"].startswith("bmc:"), "a nil UUID is no identity"
         assert snap["system"]["product"] == sysres.get("Model"), mockup
         comps = snap["components"]
         kinds = lambda k: [c for c in comps if c["kind"] == k]  # noqa: E731
@@ -107,11 +109,12 @@ def test_every_mockup_is_inventoried_with_the_values_in_its_files(mockup, passwo
             m = managers.get(link["@odata.id"])
             if m and m.get("FirmwareVersion"):
                 assert any(c["firmware_version"] == m["FirmwareVersion"] for c in kinds("BMC")), f"{mockup}: BMC firmware"
-        # Every running firmware the BMC lists is somewhere in the inventory.
+        # Every firmware the BMC lists is somewhere in the inventory (the BIOS component keeps
+        # the system's BiosVersion, which may be a longer form of the inventory's string).
         fw_versions = {c["firmware_version"] for c in comps if c["firmware_version"]}
         for entry in members(mockup, "/redfish/v1/UpdateService/FirmwareInventory"):
             if len(systems) == 1 and entry.get("Version"):
-                assert entry["Version"] in fw_versions, f"{mockup}: firmware {entry.get('Id')}"
+                assert any(entry["Version"] in v for v in fw_versions), f"{mockup}: firmware {entry.get('Id')}"
 
 
 def test_rackmount1_concrete_values(password_file):
@@ -144,8 +147,8 @@ def test_sushy_emulator_fake_reports_what_it_cannot_read(tmp_path, password_file
         stop(proc, log)
     (s,) = inv["snapshots"]
     assert len(s["server_id"]) == 36
-    # Its Processors answer 501 and its Storage 500: said, not fatal.
-    assert any("Processors" in e for e in s["errors"]), s["errors"]
+    # Its Storage answers 500 and its FirmwareInventory 404: said, not fatal.
+    assert any("Storage" in e for e in s["errors"]), s["errors"]
     assert any(c["kind"] == "NIC" for c in s["components"])
 
 

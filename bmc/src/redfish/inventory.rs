@@ -390,15 +390,11 @@ pub struct BmcInventory {
 /// registered it (recorded on the BMC component, and the fallback identity).
 pub async fn collect(client: &RedfishClient, address: &str) -> Result<BmcInventory, BmcError> {
     let root = client.get(SERVICE_ROOT).await?;
-    let systems_uri = link(&root, "Systems").ok_or_else(|| BmcError::Malformed {
-        url: client
-            .base()
-            .join(SERVICE_ROOT)
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        reason: "the service root has no Systems collection".into(),
-    })?;
-    let systems = client.members(&systems_uri).await?;
+    // A manager without systems (an enclosure or rack manager) has nothing to inventory here.
+    let systems = match link(&root, "Systems") {
+        Some(uri) => client.members(&uri).await?,
+        None => Vec::new(),
+    };
 
     let mut shared_errors = Vec::new();
     let managers = members_or_note(

@@ -348,6 +348,11 @@ impl RedfishClient {
                     buf.extend_from_slice(&c);
                 }
                 Ok(None) => return Ok(buf),
+                // Some BMC web servers end a body by closing TLS without close_notify; what
+                // arrived is kept (the JSON decoder rejects a body that was really cut short).
+                Err(e) if !buf.is_empty() && error_chain(&e).contains("close_notify") => {
+                    return Ok(buf);
+                }
                 Err(e) => return Err(self.transport_error(url, &e)),
             }
         }
