@@ -8,9 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev)
-# lshw: `bench inventory` compares the agent with it; openipmi/ipmitool: the IPMI LAN peer.
-TEST_PKGS=(maven default-jre-headless python3-venv lshw openipmi ipmitool openssl)
+# libtss2-dev: the agent talks to the TPM through tpm2-tss's ESAPI (tss-esapi).
+BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev libtss2-dev)
+# lshw: `bench inventory` compares the agent with it; openipmi/ipmitool: the IPMI LAN peer;
+# swtpm (+ its TCTI and tpm2-tools to cross-check): the TPM peer.
+TEST_PKGS=(maven default-jre-headless python3-venv lshw openipmi ipmitool openssl
+    swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools)
 VENV=${MA_TEST_VENV:-$HOME/.cache/metal-automata/venv}
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -16,6 +16,8 @@ pub const INVENTORY_CHANGES: &str = "inventory.changes";
 pub const SERVERS_STATE: &str = "servers.state";
 /// Topic of sensor readings.
 pub const TELEMETRY_READINGS: &str = "telemetry.readings";
+/// Topic of hardware log entries (BMC LogServices, IPMI SEL, EDAC, machine checks), each once.
+pub const TELEMETRY_LOGS: &str = "telemetry.logs";
 /// Topic of health changes.
 pub const HEALTH_EVENTS: &str = "health.events";
 /// Compacted topic of the latest health per server and component.
@@ -107,6 +109,14 @@ static TOPICS: &[TopicSpec] = &[
         false,
         6,
         Some(7 * DAY_MS)
+    ),
+    avro!(
+        TELEMETRY_LOGS,
+        "HardwareLogEntry",
+        "server_id",
+        false,
+        6,
+        Some(30 * DAY_MS)
     ),
     avro!(HEALTH_EVENTS, "HealthEvent", "server_id", false, 6, None),
     avro!(

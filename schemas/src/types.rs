@@ -81,6 +81,48 @@ pub struct TelemetryReading {
     pub source: String,
 }
 
+/// Severity of a hardware log entry.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogSeverity {
+    /// Informational.
+    #[default]
+    Info,
+    /// Needs attention.
+    Warning,
+    /// A failure.
+    Critical,
+}
+
+/// One hardware log entry (`telemetry.logs`): published once per (server, log, entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardwareLogEntry {
+    /// Server identity.
+    pub server_id: String,
+    /// Which log, e.g. `redfish:/redfish/v1/Systems/1/LogServices/SEL`, `ipmi:sel`, `host:edac`.
+    pub log_id: String,
+    /// The entry's id within its log.
+    pub entry_id: String,
+    /// When the source made it, ms since the epoch.
+    pub created: i64,
+    /// When the collector read it, ms since the epoch.
+    pub observed_at: i64,
+    /// Normalised severity.
+    pub severity: LogSeverity,
+    /// Human-readable text.
+    pub message: String,
+    /// Registry message id or SEL event code.
+    pub message_id: Option<String>,
+    /// Component it is about, when known.
+    pub component_id: Option<String>,
+    /// Sensor it is about, when known.
+    pub sensor_id: Option<String>,
+    /// Collector that produced it.
+    pub source: String,
+}
+
 /// Latest known state of one server (`servers.state`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ServerState {
