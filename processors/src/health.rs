@@ -11,6 +11,12 @@
 //!   tracked under its own component id. When several collectors report the same component, the
 //!   worst of their latest verdicts counts. A component missing from a snapshot changes nothing
 //!   (the inventory processor reports removals);
+//! - a hardware log's problems (`telemetry.logs`: Redfish LogServices and events, IPMI SEL, the
+//!   agent's EDAC and kernel log), tracked as `log:<component, else sensor, else log id>`. A
+//!   warning or critical entry raises the subject (repeats and milder entries change nothing, so
+//!   a storm of correctable errors is one change); a later informational entry about the same
+//!   component or sensor clears it, and so does [`HealthConfig::log_hold_secs`] without a new
+//!   entry. Entries made longer than the hold before they were read are history, not judged;
 //! - the server itself (component null, key `server_id/`): the worst of its subjects.
 //!
 //! Hysteresis: a worse state is entered as soon as a reading crosses its threshold (at or
@@ -29,11 +35,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use automata_log::{ConsumedRecord, Record};
 use automata_schemas::catalog::{
-    HEALTH_EVENTS, HEALTH_STATE, INVENTORY_SNAPSHOTS, TELEMETRY_READINGS, TopicSpec, topic,
+    HEALTH_EVENTS, HEALTH_STATE, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS, TELEMETRY_READINGS, TopicSpec,
+    topic,
 };
 use automata_schemas::types::{
-    Component, ComponentKind, Evidence, Health, HealthEvent, HealthState, InventorySnapshot,
-    InventorySource, SensorKind, TelemetryReading, Thresholds,
+    Component, ComponentKind, Evidence, HardwareLogEntry, Health, HealthEvent, HealthState,
+    InventorySnapshot, InventorySource, LogSeverity, SensorKind, TelemetryReading, Thresholds,
 };
 use automata_schemas::{SchemaIds, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -42,6 +49,9 @@ use crate::runtime::{Processor, Rejection};
 
 /// Prefix of the component id a sensor's health is tracked under (`sensor:<sensor_id>`).
 pub const SENSOR_PREFIX: &str = "sensor:";
+
+/// Prefix of the subject a log's problems are tracked under (`log:<component, sensor or log>`).
+pub const LOG_PREFIX: &str = "log:";
 
 /// Pseudo-source of an inventory verdict restored without knowing which collector made it.
 const RESTORED: &str = "restored";
@@ -64,13 +74,18 @@ pub struct ThresholdOverride {
 }
 
 impl ThresholdOverride {
-    fn matches(&self, r: &TelemetryReading) -> bool {
-        self.kind.is_none_or(|k| k == r.kind)
-            && self
-                .sensor
-                .as_deref()
-                .is_none_or(|g| glob_match(g, &r.name))
+    /// Whether the rule applies to `r`, `sensor` being this rule's compiled name glob.
+    fn matches(&self, sensor: Option<&glob::Pattern>, r: &TelemetryReading) -> bool {
+        self.kind.is_none_or(|k| k == r.kind) && sensor.is_none_or(|g| g.matches(&r.name))
     }
+}
+
+/// Compiles a glob (`*`, `?`, `[…]`); one that does not compile matches itself literally.
+pub fn compile_glob(pattern: &str) -> glob::Pattern {
+    glob::Pattern::new(pattern).unwrap_or_else(|e| {
+        tracing::warn!(pattern, error = %e, "not a valid glob; matching it literally");
+        glob::Pattern::new(&glob::Pattern::escape(pattern)).unwrap_or_default()
+    })
 }
 
 /// How readings are judged: operator thresholds, hysteresis and how long a recovery must hold.
@@ -83,6 +98,9 @@ pub struct HealthConfig {
     pub hysteresis: f64,
     /// Consecutive readings past the margin needed to leave a state (default 2).
     pub clear_after: u32,
+    /// A problem known only from log entries clears after this long without a new warning or
+    /// critical entry about it (default one day); older entries are history, not judged.
+    pub log_hold_secs: u64,
 }
 
 impl Default for HealthConfig {
@@ -91,47 +109,9 @@ impl Default for HealthConfig {
             overrides: Vec::new(),
             hysteresis: 0.02,
             clear_after: 2,
+            log_hold_secs: 24 * 3600,
         }
     }
-}
-
-/// Orders health from best to worst (`Unknown` below `Ok`: it never masks a known state).
-pub fn severity(h: Health) -> u8 {
-    match h {
-        Health::Unknown => 0,
-        Health::Ok => 1,
-        Health::Warning => 2,
-        Health::Critical => 3,
-    }
-}
-
-/// Shell-style glob match (`*` any run, `?` one character), used for sensor-name overrides.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if *c == '?' || *c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A judgement about one subject.
@@ -184,12 +164,16 @@ struct Subject {
 struct ServerHealth {
     subjects: HashMap<String, Subject>,
     rollup: Option<Verdict>,
+    /// Log subjects that are not OK, with the time of their latest entry (for the hold).
+    log_active: BTreeMap<String, i64>,
 }
 
 /// Health per sensor, component and server, emitted when it changes.
 pub struct HealthProcessor {
     ids: SchemaIds,
     cfg: HealthConfig,
+    /// Each override's sensor-name glob, compiled once.
+    override_globs: Vec<Option<glob::Pattern>>,
     servers: HashMap<String, ServerHealth>,
     /// Newest snapshot time per `server_id/source`, so that a late snapshot changes nothing.
     snapshot_at: HashMap<String, i64>,
@@ -207,9 +191,15 @@ struct Change {
 impl HealthProcessor {
     /// A processor that reads and writes with the registered schema `ids`, judging with `cfg`.
     pub fn new(ids: SchemaIds, cfg: HealthConfig) -> Self {
+        let override_globs = cfg
+            .overrides
+            .iter()
+            .map(|o| o.sensor.as_deref().map(compile_glob))
+            .collect();
         HealthProcessor {
             ids,
             cfg,
+            override_globs,
             servers: HashMap::new(),
             snapshot_at: HashMap::new(),
         }
@@ -250,7 +240,8 @@ impl HealthProcessor {
     /// The BMC's thresholds with every matching override applied, if any threshold is left.
     fn thresholds(&self, r: &TelemetryReading) -> Option<Thresholds> {
         let mut t = r.thresholds.clone().unwrap_or_default();
-        for o in self.cfg.overrides.iter().filter(|o| o.matches(r)) {
+        let rules = self.cfg.overrides.iter().zip(&self.override_globs);
+        for (o, _) in rules.filter(|(o, g)| o.matches(g.as_ref(), r)) {
             let ot = &o.thresholds;
             t.lower_critical = ot.lower_critical.or(t.lower_critical);
             t.lower_caution = ot.lower_caution.or(t.lower_caution);
@@ -265,6 +256,12 @@ impl HealthProcessor {
     }
 
     fn on_reading(&mut self, t: TelemetryReading) -> Vec<Change> {
+        let mut changes = self.expire_logs(&t.server_id, t.timestamp);
+        changes.extend(self.judge_reading(t));
+        changes
+    }
+
+    fn judge_reading(&mut self, t: TelemetryReading) -> Vec<Change> {
         let th = self.thresholds(&t);
         let psu_input = is_psu_input(&t);
         if th.is_none() && !psu_input {
@@ -289,7 +286,7 @@ impl HealthProcessor {
             .current
             .as_ref()
             .map_or(Health::Unknown, |v| v.health);
-        let next = if subject.current.is_none() || severity(entry_level) > severity(previous) {
+        let next = if subject.current.is_none() || entry_level > previous {
             subject.streak.clear();
             subject.streak_target = None;
             Some(sensor_verdict(
@@ -299,10 +296,10 @@ impl HealthProcessor {
                 previous,
                 vec![reading_evidence(&t)],
             ))
-        } else if severity(sticky_level) < severity(previous) {
+        } else if sticky_level < previous {
             subject.streak.push(reading_evidence(&t));
             let worst = match subject.streak_target {
-                Some((h, c)) if severity(h) >= severity(sticky_level) => (h, c),
+                Some((h, c)) if h >= sticky_level => (h, c),
                 _ => (sticky_level, sticky),
             };
             subject.streak_target = Some(worst);
@@ -331,6 +328,140 @@ impl HealthProcessor {
             event_classification,
         }];
         changes.extend(rollup(&t.server_id, server, t.timestamp));
+        changes
+    }
+
+    /// Clears the server's log subjects whose latest entry is older than the hold at `now`.
+    fn expire_logs(&mut self, server_id: &str, now: i64) -> Vec<Change> {
+        let hold = self.log_hold_ms();
+        let Some(server) = self.servers.get_mut(server_id) else {
+            return Vec::new();
+        };
+        let expired: Vec<(String, i64)> = server
+            .log_active
+            .iter()
+            .filter(|(_, last)| now - **last > hold)
+            .map(|(k, last)| (k.clone(), *last))
+            .collect();
+        let mut changes = Vec::new();
+        for (key, last) in expired {
+            server.log_active.remove(&key);
+            let Some(subject) = server.subjects.get_mut(&key) else {
+                continue;
+            };
+            let previous = subject
+                .current
+                .as_ref()
+                .map_or(Health::Unknown, |v| v.health);
+            let v = Verdict {
+                health: Health::Ok,
+                classification: String::new(),
+                message: format!(
+                    "{} has had no warning or critical log entry for {} h",
+                    &key[LOG_PREFIX.len()..],
+                    hold / 3_600_000
+                ),
+                evidence: vec![Evidence {
+                    kind: "log_entry".into(),
+                    detail: format!("latest entry at {last}; hold {} s", hold / 1000),
+                    observed_at: now,
+                }],
+                since: now,
+            };
+            let event_classification = event_class(subject.current.as_ref(), &v);
+            subject.current = Some(v.clone());
+            changes.push(Change {
+                server_id: server_id.to_string(),
+                component_id: Some(key),
+                previous,
+                verdict: v,
+                event_classification,
+            });
+        }
+        if !changes.is_empty() {
+            changes.extend(rollup(server_id, server, now));
+        }
+        changes
+    }
+
+    fn log_hold_ms(&self) -> i64 {
+        i64::try_from(self.cfg.log_hold_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// Judges one log entry: a warning or critical entry sets its subject (never lowers it); an
+    /// informational one about the same component or sensor clears it.
+    fn on_log(&mut self, e: HardwareLogEntry) -> Vec<Change> {
+        let at = e.created.min(e.observed_at);
+        let mut changes = self.expire_logs(&e.server_id, e.observed_at);
+        if e.observed_at - at > self.log_hold_ms() {
+            return changes; // history from before the hold: not a current problem
+        }
+        let targeted = e.component_id.is_some() || e.sensor_id.is_some();
+        let key = format!("{LOG_PREFIX}{}", log_target(&e));
+        let server = self.servers.entry(e.server_id.clone()).or_default();
+        let subject = server.subjects.entry(key.clone()).or_default();
+        if at < subject.last_at {
+            return changes; // an older entry than the one judged last changes nothing
+        }
+        subject.last_at = at;
+        let previous = subject
+            .current
+            .as_ref()
+            .map_or(Health::Unknown, |v| v.health);
+        let level = match e.severity {
+            LogSeverity::Critical => Health::Critical,
+            LogSeverity::Warning => Health::Warning,
+            LogSeverity::Info => Health::Ok,
+        };
+        let evidence = vec![Evidence {
+            kind: "log_entry".into(),
+            detail: format!(
+                "{} #{}: {}{} from {}",
+                e.log_id,
+                e.entry_id,
+                e.message,
+                e.message_id
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default(),
+                e.source
+            ),
+            observed_at: at,
+        }];
+        let v = if level > Health::Ok {
+            server.log_active.insert(key.clone(), at);
+            if level <= previous {
+                return changes; // a repeat, or milder than what holds: one change, not a storm
+            }
+            Verdict {
+                health: level,
+                classification: classify_log(&e).into(),
+                message: e.message.clone(),
+                evidence,
+                since: at,
+            }
+        } else if targeted && previous > Health::Ok {
+            server.log_active.remove(&key);
+            Verdict {
+                health: Health::Ok,
+                classification: String::new(),
+                message: format!("cleared by a later entry: {}", e.message),
+                evidence,
+                since: at,
+            }
+        } else {
+            return changes;
+        };
+        let event_classification = event_class(subject.current.as_ref(), &v);
+        subject.current = Some(v.clone());
+        changes.push(Change {
+            server_id: e.server_id.clone(),
+            component_id: Some(key),
+            previous,
+            verdict: v,
+            event_classification,
+        });
+        changes.extend(rollup(&e.server_id, server, at));
         changes
     }
 
@@ -452,7 +583,7 @@ fn event_class(before: Option<&Verdict>, now: &Verdict) -> String {
 fn worst_of<'a>(vs: impl Iterator<Item = &'a Verdict>) -> Option<&'a Verdict> {
     let mut best: Option<&Verdict> = None;
     for v in vs {
-        if best.is_none_or(|b| severity(v.health) > severity(b.health)) {
+        if best.is_none_or(|b| v.health > b.health) {
             best = Some(v);
         }
     }
@@ -468,8 +599,8 @@ fn rollup(server_id: &str, server: &mut ServerHealth, at: i64) -> Option<Change>
         .collect();
     // Worst first, then by id: a deterministic cause.
     judged.sort_by(|a, b| {
-        severity(b.1.health)
-            .cmp(&severity(a.1.health))
+        b.1.health
+            .cmp(&a.1.health)
             .then(a.0.cmp(b.0))
     });
     let (worst_id, worst) = *judged.first()?;
@@ -479,7 +610,7 @@ fn rollup(server_id: &str, server: &mut ServerHealth, at: i64) -> Option<Change>
     }
     let bad: Vec<&(&String, &Verdict)> = judged
         .iter()
-        .filter(|(_, v)| severity(v.health) > severity(Health::Ok))
+        .filter(|(_, v)| v.health > Health::Ok)
         .collect();
     let v = if bad.is_empty() {
         Verdict {
@@ -677,7 +808,7 @@ fn sensor_verdict(
                     "{} at {value}: the fan has stopped (lower critical threshold {th})",
                     r.name
                 ),
-                None if severity(c.level) < severity(previous) => format!(
+                None if c.level < previous => format!(
                     "{} at {value} is no longer {} but still near its {} threshold {th}",
                     r.name,
                     health_word(previous),
@@ -726,6 +857,41 @@ fn sensor_verdict(
         message,
         evidence,
         since: r.timestamp,
+    }
+}
+
+/// What a log entry is about: its component, else its sensor, else the log as a whole.
+fn log_target(e: &HardwareLogEntry) -> &str {
+    e.component_id
+        .as_deref()
+        .or(e.sensor_id.as_deref())
+        .unwrap_or(&e.log_id)
+}
+
+/// The class of problem a log entry names, from its registry message id and text.
+fn classify_log(e: &HardwareLogEntry) -> &'static str {
+    let text = format!(
+        "{} {} {}",
+        e.message_id.as_deref().unwrap_or(""),
+        e.message,
+        e.component_id.as_deref().unwrap_or("")
+    )
+    .to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if has(&["uncorrectable", "ecc", "memory", "dimm", "edac"]) {
+        "memory-errors"
+    } else if has(&["machine check", "mce", "ierr", "processor", "cpu"]) {
+        "cpu-errors"
+    } else if has(&["fan"]) {
+        "fan-failure"
+    } else if has(&["temperature", "thermal", "overheat", "temp"]) {
+        "overtemperature"
+    } else if has(&["power supply", "psu", "powersupply", "ac lost", "input lost"]) {
+        "psu-failure"
+    } else if has(&["drive", "disk", "nvme", "smart", "i/o error", "storage"]) {
+        "disk-failure"
+    } else {
+        "hardware-log"
     }
 }
 
@@ -796,7 +962,7 @@ fn component_verdict(c: &Component, source: &str, at: i64) -> Option<Verdict> {
             detail: format!("{source}: FailurePredicted = true"),
             observed_at: at,
         });
-        if severity(verdict.health) < severity(Health::Warning) {
+        if verdict.health < Health::Warning {
             verdict.health = Health::Warning;
             verdict.classification = "disk-predicted-failure".into();
             verdict.message = format!("{label} predicts its own failure ({source})");
@@ -812,7 +978,7 @@ impl Processor for HealthProcessor {
     }
 
     fn inputs(&self) -> Vec<&'static str> {
-        vec![TELEMETRY_READINGS, INVENTORY_SNAPSHOTS]
+        vec![TELEMETRY_READINGS, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS]
     }
 
     fn changelog(&self) -> Option<&'static str> {
@@ -858,7 +1024,14 @@ impl Processor for HealthProcessor {
         subject.streak.clear();
         subject.streak_target = None;
         subject.sources.clear();
-        if !comp.starts_with(SENSOR_PREFIX) {
+        if comp.starts_with(LOG_PREFIX) {
+            if v.health > Health::Ok {
+                server.log_active.insert(comp.clone(), v.since);
+            } else {
+                server.log_active.remove(&comp);
+            }
+            subject.last_at = v.since;
+        } else if !comp.starts_with(SENSOR_PREFIX) {
             // The collectors behind the verdict, as its status evidence names them.
             for e in v.evidence.iter().filter(|e| e.kind == "status") {
                 if let Some((src, _)) = e.detail.split_once(": ") {
@@ -888,6 +1061,10 @@ impl Processor for HealthProcessor {
             INVENTORY_SNAPSHOTS => {
                 let s: InventorySnapshot = self.decode(INVENTORY_SNAPSHOTS, r)?;
                 self.on_snapshot(s)
+            }
+            TELEMETRY_LOGS => {
+                let e: HardwareLogEntry = self.decode(TELEMETRY_LOGS, r)?;
+                self.on_log(e)
             }
             other => return Err(Rejection(format!("unexpected topic {other}"))),
         };

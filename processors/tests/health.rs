@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use automata_log::{ConsumedRecord, Record};
 use automata_processors::Processor;
 use automata_processors::health::{
-    HealthConfig, HealthProcessor, ThresholdOverride, glob_match, state_key,
+    HealthConfig, HealthProcessor, ThresholdOverride, compile_glob, state_key,
 };
 use automata_schemas::catalog::{
-    HEALTH_EVENTS, HEALTH_STATE, INVENTORY_SNAPSHOTS, TELEMETRY_READINGS, topic,
+    HEALTH_EVENTS, HEALTH_STATE, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS, TELEMETRY_READINGS, topic,
 };
 use automata_schemas::types::{
-    Component, ComponentKind, Health, HealthEvent, HealthState, InventorySnapshot, InventorySource,
-    SensorKind, SystemIdentity, TelemetryReading, Thresholds,
+    Component, ComponentKind, HardwareLogEntry, Health, HealthEvent, HealthState,
+    InventorySnapshot, InventorySource, LogSeverity, SensorKind, SystemIdentity, TelemetryReading,
+    Thresholds,
 };
 use automata_schemas::{SchemaIds, decode, encode};
 
@@ -27,6 +28,7 @@ fn ids() -> SchemaIds {
         (INVENTORY_SNAPSHOTS.to_string(), 22),
         (HEALTH_EVENTS.to_string(), 23),
         (HEALTH_STATE.to_string(), 24),
+        (TELEMETRY_LOGS.to_string(), 25),
     ]))
 }
 
@@ -86,6 +88,11 @@ impl Harness {
     fn snapshot(&mut self, s: &InventorySnapshot) {
         let bytes = encode(topic(INVENTORY_SNAPSHOTS).expect("spec"), 22, s).expect("encode");
         self.feed(INVENTORY_SNAPSHOTS, bytes);
+    }
+
+    fn log(&mut self, e: &HardwareLogEntry) {
+        let bytes = encode(topic(TELEMETRY_LOGS).expect("spec"), 25, e).expect("encode");
+        self.feed(TELEMETRY_LOGS, bytes);
     }
 
     fn clear(&mut self) {
@@ -521,10 +528,105 @@ fn inventory_status_and_predicted_failure_are_judged() {
 
 #[test]
 fn globs_match_like_a_shell() {
-    assert!(glob_match("CPU* Temp", "CPU1 Temp"));
-    assert!(glob_match("*", ""));
-    assert!(glob_match("rack-?-*", "rack-3-srv-12"));
-    assert!(!glob_match("rack-?-*", "rack-12-srv"));
-    assert!(glob_match("*a*b", "xxaxxab"));
-    assert!(!glob_match("CPU*", "GPU1"));
+    let m = |p: &str, t: &str| compile_glob(p).matches(t);
+    assert!(m("CPU* Temp", "CPU1 Temp"));
+    assert!(m("*", ""));
+    assert!(m("rack-?-*", "rack-3-srv-12"));
+    assert!(!m("rack-?-*", "rack-12-srv"));
+    assert!(m("*a*b", "xxaxxab"));
+    assert!(!m("CPU*", "GPU1"));
+    // Not a glob: matched literally rather than refused.
+    assert!(m("Temp [", "Temp ["));
+}
+
+fn sel(id: u32, at_s: i64, severity: LogSeverity, message: &str) -> HardwareLogEntry {
+    HardwareLogEntry {
+        server_id: SRV.into(),
+        log_id: "redfish:/redfish/v1/Systems/1/LogServices/SEL".into(),
+        entry_id: id.to_string(),
+        created: T0 + at_s * 1000,
+        observed_at: T0 + at_s * 1000 + 500,
+        severity,
+        message: message.into(),
+        message_id: Some("Platform.1.0.Memory".into()),
+        component_id: Some("dimm:A1".into()),
+        sensor_id: None,
+        source: "redfish".into(),
+    }
+}
+
+#[test]
+fn a_storm_of_log_entries_is_one_change_and_an_escalation_another() {
+    let mut h = Harness::new(HealthConfig::default());
+    for i in 0..50 {
+        h.log(&sel(i, i64::from(i), LogSeverity::Warning, "Correctable ECC on DIMM A1"));
+    }
+    let comp = h.events_for(Some("log:dimm:A1"));
+    assert_eq!(comp.len(), 1, "{comp:?}");
+    assert_eq!(comp[0].health, Health::Warning);
+    assert_eq!(comp[0].classification, "memory-errors");
+    assert!(comp[0].evidence[0].detail.contains("SEL #0"), "{:?}", comp[0].evidence);
+    assert_eq!(h.events_for(None).len(), 1);
+    h.clear();
+
+    h.log(&sel(50, 60, LogSeverity::Critical, "Uncorrectable ECC on DIMM A1"));
+    let comp = h.events_for(Some("log:dimm:A1"));
+    assert_eq!(comp.len(), 1);
+    assert_eq!((comp[0].previous, comp[0].health), (Health::Warning, Health::Critical));
+    assert_eq!(h.events_for(None).len(), 1, "the server escalates once");
+    h.clear();
+
+    // An informational entry about the same DIMM clears it.
+    h.log(&sel(51, 120, LogSeverity::Info, "DIMM A1 returned to normal"));
+    let comp = h.events_for(Some("log:dimm:A1"));
+    assert_eq!(comp.len(), 1);
+    assert_eq!(comp[0].health, Health::Ok);
+    assert_eq!(comp[0].classification, "memory-errors", "a recovery keeps its class");
+}
+
+#[test]
+fn log_problems_clear_after_the_hold_and_old_entries_are_history() {
+    let cfg = HealthConfig {
+        log_hold_secs: 600,
+        ..Default::default()
+    };
+    let mut h = Harness::new(cfg);
+    // Read on the first poll, an hour after it was made: history, not a current problem.
+    let mut old = sel(1, 0, LogSeverity::Critical, "Fan 2 failed");
+    old.observed_at = old.created + 3_600_000;
+    h.log(&old);
+    assert!(h.events.is_empty(), "{:?}", h.events);
+
+    h.log(&sel(2, 4000, LogSeverity::Critical, "Fan 2 failed"));
+    assert_eq!(h.events_for(Some("log:dimm:A1")).len(), 1);
+    h.clear();
+    // Readings keep coming; 11 minutes without a new entry clears the log subject.
+    h.reading(&cpu_temp(4300, 50.0));
+    assert!(h.events_for(Some("log:dimm:A1")).is_empty());
+    h.reading(&cpu_temp(4000 + 661, 50.0));
+    let cleared = h.events_for(Some("log:dimm:A1"));
+    assert_eq!(cleared.len(), 1, "{:?}", h.events);
+    assert_eq!(cleared[0].health, Health::Ok);
+    assert_eq!(h.p.health(SRV, None), Some(Health::Ok));
+}
+
+#[test]
+fn a_restart_restores_log_problems_without_new_events() {
+    let mut h = Harness::new(HealthConfig::default());
+    h.log(&sel(1, 10, LogSeverity::Critical, "Uncorrectable ECC"));
+    assert_eq!(h.events_for(Some("log:dimm:A1")).len(), 1);
+    let mut fresh = HealthProcessor::new(ids(), HealthConfig::default());
+    for (i, rec) in h.raw_states.iter().enumerate() {
+        fresh.restore(&ConsumedRecord {
+            topic: HEALTH_STATE.into(),
+            partition: 0,
+            offset: i as i64,
+            record: rec.clone(),
+        });
+    }
+    h.p = fresh;
+    h.clear();
+    h.log(&sel(2, 20, LogSeverity::Critical, "Uncorrectable ECC"));
+    assert!(h.events.is_empty(), "{:?}", h.events);
+    assert_eq!(h.p.health(SRV, Some("log:dimm:A1")), Some(Health::Critical));
 }

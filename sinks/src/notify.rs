@@ -117,6 +117,19 @@ fn default_rate() -> u32 {
     30
 }
 
+/// Which level of health change a route sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// A server's overall health (its roll-up, which names the cause): one page per problem.
+    #[default]
+    Servers,
+    /// Each component's and sensor's own health.
+    Components,
+    /// Both.
+    All,
+}
+
 /// One route: which events, and where they go.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Route {
@@ -125,9 +138,13 @@ pub struct Route {
     /// Least severe health sent (`WARNING` by default).
     #[serde(default = "default_min_health")]
     pub min_health: Health,
-    /// Glob (`*`, `?`) on `server_id`: the server group this route serves (`*` by default).
+    /// Glob (`*`, `?`, `[…]`) on `server_id`: the server group this route serves (`*` by default).
     #[serde(default = "default_servers")]
     pub servers: String,
+    /// Which health changes: the server's (one per server problem, by default), its
+    /// components' (one per sensor or part), or both.
+    #[serde(default)]
+    pub scope: Scope,
     /// Also send recoveries (an event to OK from at least `min_health`); on by default.
     #[serde(default = "yes")]
     pub recoveries: bool,
@@ -234,6 +251,8 @@ struct Mail {
 struct RouteState {
     route: Route,
     bucket: Bucket,
+    /// The route's server group, compiled.
+    servers: glob::Pattern,
     /// Last delivered `raised_at` per (server, component, health).
     delivered: HashMap<(String, Option<String>, Health), i64>,
     mail: Option<Mail>,
@@ -243,11 +262,15 @@ struct RouteState {
 
 impl RouteState {
     fn wants(&self, e: &HealthEvent) -> bool {
-        let min = severity(self.route.min_health);
-        let severe = severity(e.health) >= min;
-        let recovery =
-            self.route.recoveries && e.health == Health::Ok && severity(e.previous) >= min;
-        (severe || recovery) && glob_match(&self.route.servers, &e.server_id)
+        let min = self.route.min_health;
+        let severe = e.health >= min;
+        let recovery = self.route.recoveries && e.health == Health::Ok && e.previous >= min;
+        let scoped = match self.route.scope {
+            Scope::Servers => e.component_id.is_none(),
+            Scope::Components => e.component_id.is_some(),
+            Scope::All => true,
+        };
+        (severe || recovery) && scoped && self.servers.matches(&e.server_id)
     }
 }
 
@@ -329,7 +352,10 @@ impl NotifySink {
                 None => None,
                 Some(e) => Some(mailer(e, timeout).map_err(err)?),
             };
+            let servers = glob::Pattern::new(&route.servers)
+                .map_err(|e| err(format!("servers {:?} is not a valid glob: {e}", route.servers)))?;
             routes.push(RouteState {
+                servers,
                 route: route.clone(),
                 bucket: Bucket::new(route.rate_per_minute),
                 delivered: HashMap::new(),
@@ -599,44 +625,6 @@ fn word(h: Health) -> &'static str {
         Health::Warning => "WARNING",
         Health::Critical => "CRITICAL",
     }
-}
-
-fn severity(h: Health) -> u8 {
-    match h {
-        Health::Unknown => 0,
-        Health::Ok => 1,
-        Health::Warning => 2,
-        Health::Critical => 3,
-    }
-}
-
-/// Shell-style glob match (`*` any run, `?` one character), for a route's server group.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if *c == '?' || *c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 impl Sink for NotifySink {

@@ -12,7 +12,7 @@ use automata_schemas::catalog::{HEALTH_EVENTS, topic};
 use automata_schemas::types::{Evidence, Health, HealthEvent};
 use automata_schemas::{SchemaIds, encode};
 use automata_sinks::Sink;
-use automata_sinks::notify::{EmailConfig, NotifyConfig, NotifySink, Route, Secret};
+use automata_sinks::notify::{EmailConfig, NotifyConfig, NotifySink, Route, Scope, Secret};
 use axum::Router;
 use axum::extract::{Json, State};
 use axum::http::{StatusCode, Uri};
@@ -193,6 +193,7 @@ fn route(name: &str) -> Route {
         name: name.into(),
         min_health: Health::Warning,
         servers: "*".into(),
+        scope: Scope::All,
         recoveries: true,
         rate_per_minute: 30,
         webhook: None,
@@ -426,4 +427,26 @@ fn bad_addresses_are_refused_at_start() {
         .err()
         .expect("refused");
     assert!(!format!("{err}").contains("example.com"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_scope_sends_the_server_change_not_each_component() {
+    let (base, hits) = receiver().await;
+    let mut r = route("servers-only");
+    r.scope = Scope::default();
+    r.webhook = Some(Secret::new(format!("{base}/hook/scoped")));
+    let mut sink = NotifySink::new(ids(), config(vec![r])).expect("sink");
+    let at = now_ms();
+    let mut server = event("srv-9", "x", Health::Critical, at);
+    server.component_id = None;
+    let batch = records(&[event("srv-9", "sensor:fan2", Health::Critical, at), server], 0);
+    sink.write(&batch).await.expect("write");
+    let hooks = hits.on("/hook/scoped");
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert!(hooks[0]["component_id"].is_null());
+
+    let mut bad = route("bad-glob");
+    bad.servers = "rack-[".into();
+    let refused = NotifySink::new(ids(), config(vec![bad]));
+    assert!(refused.is_err(), "an invalid server glob is a configuration error");
 }
