@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use automata_bmc::registry::BmcEntry;
@@ -157,22 +157,7 @@ pub async fn run(a: InventoryBenchArgs, table: bool) -> Result<InventoryBench> {
         return Ok(bench);
     }
     let tmp = tempfile::tempdir().context("temporary directory for the simulated fleet")?;
-    let sim = crate::simulate::SimulateArgs {
-        servers: a.servers,
-        seed: 1,
-        mockups: None,
-        listen: a.listen,
-        port_per_server: false,
-        control: "127.0.0.1:0".parse()?,
-        username: "admin".into(),
-        password_file: None,
-        power_delay: Duration::from_secs(3),
-        update_time: Duration::from_secs(10),
-        fault_rates: Vec::new(),
-        faults: None,
-        out: tmp.path().to_path_buf(),
-        page_size: 0,
-    };
+    let sim = crate::simulate::SimulateArgs::local(a.servers, a.listen, tmp.path().to_path_buf());
     let (mut cfg, _) = crate::simulate::config(&sim)?;
     cfg.ground_truth = None;
     let password = cfg.credentials.password.clone();

@@ -193,14 +193,15 @@ impl Templates {
     }
 }
 
-fn dir_size(p: &Path) -> (u64, usize) {
+/// Bytes and number of the Parquet files under `p`.
+pub fn parquet_size(p: &Path) -> (u64, usize) {
     let mut bytes = 0;
     let mut files = 0;
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
             let path = e.path();
             if path.is_dir() {
-                let (b, f) = dir_size(&path);
+                let (b, f) = parquet_size(&path);
                 bytes += b;
                 files += f;
             } else if path.extension().is_some_and(|x| x == "parquet") {
@@ -267,7 +268,7 @@ pub async fn run(
     }
     bar.finish_and_clear();
     let table_uri = writer.table_uri(TELEMETRY_READINGS);
-    let (parquet_bytes, files) = dir_size(Path::new(&table_uri));
+    let (parquet_bytes, files) = parquet_size(Path::new(&table_uri));
 
     // DataFusion over the Delta table.
     let table = open_table(&table_uri)

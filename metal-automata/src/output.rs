@@ -359,6 +359,48 @@ impl Output {
         }
         println!("{t}");
         println!("target: a {}-BMC sweep within 10 s", r.bmcs);
+        if let Some(p) = &r.pipeline {
+            let mut t = table(&["pipeline (embedded log)", "value", "target"]);
+            t.add_row(vec![
+                "readings".into(),
+                p.readings.to_string(),
+                String::new(),
+            ]);
+            t.add_row(vec![
+                "published to the log".into(),
+                format!(
+                    "{:.2} s ({:.0}/s)",
+                    p.publish_secs,
+                    p.readings as f64 / p.publish_secs.max(0.001)
+                ),
+                String::new(),
+            ]);
+            t.add_row(vec![
+                "log → health → Parquet, committed".into(),
+                format!("{:.2} s", p.end_to_end_secs),
+                String::new(),
+            ]);
+            t.add_row(vec![
+                "end to end".into(),
+                format!("{:.0} readings/s", p.readings_per_sec),
+                "≥ 200,000/s".into(),
+            ]);
+            t.add_row(vec![
+                "health events".into(),
+                p.health_events.to_string(),
+                String::new(),
+            ]);
+            t.add_row(vec![
+                "Parquet".into(),
+                format!(
+                    "{} files, {:.1} MB",
+                    p.parquet_files,
+                    p.parquet_bytes as f64 / 1e6
+                ),
+                String::new(),
+            ]);
+            println!("{t}");
+        }
         Ok(())
     }
 

@@ -225,6 +225,12 @@ pub async fn serve(
             ("sink", r.map_err(Into::into))
         });
         let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        tasks.spawn(async move {
+            let sink = automata_sinks::fleet_metrics::HealthMetricsSink::new(ids);
+            let r = automata_sinks::run(l, sink, s).await;
+            ("sink", r.map_err(Into::into))
+        });
+        let (l, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         let root = cfg.history_location()?;
         let policy = automata_history::FlushPolicy {
             max_rows: cfg.history.max_rows.max(1),
@@ -291,20 +297,9 @@ async fn start_demo(
 ) -> Result<automata_simulator::Fleet> {
     let out = data_dir.join("demo");
     let args = crate::simulate::SimulateArgs {
-        servers,
-        seed: 1,
-        mockups: None,
-        listen: "127.1.0.1:8000".parse()?,
-        port_per_server: false,
         control: "127.0.0.1:7879".parse()?,
-        username: "admin".into(),
-        password_file: None,
-        power_delay: std::time::Duration::from_secs(3),
-        update_time: std::time::Duration::from_secs(10),
         fault_rates: vec!["all=0.3".into()],
-        faults: None,
-        out: out.clone(),
-        page_size: 0,
+        ..crate::simulate::SimulateArgs::local(servers, "127.1.0.1:8000".parse()?, out.clone())
     };
     let (fleet, _, _, password) = crate::simulate::start_fleet(&args)
         .await

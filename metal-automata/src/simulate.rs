@@ -63,6 +63,29 @@ pub struct SimulateArgs {
     pub page_size: usize,
 }
 
+impl SimulateArgs {
+    /// A fleet of `servers` built-in rack servers from `listen` on, its control API on an
+    /// ephemeral port, no faults, files under `out`: what the benches and tests start.
+    pub fn local(servers: usize, listen: SocketAddr, out: PathBuf) -> Self {
+        SimulateArgs {
+            servers,
+            seed: 1,
+            mockups: None,
+            listen,
+            port_per_server: false,
+            control: SocketAddr::from(([127, 0, 0, 1], 0)),
+            username: "admin".into(),
+            password_file: None,
+            power_delay: Duration::from_secs(3),
+            update_time: Duration::from_secs(10),
+            fault_rates: Vec::new(),
+            faults: None,
+            out,
+            page_size: 0,
+        }
+    }
+}
+
 /// `bench simulator` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimBenchArgs {
@@ -91,20 +114,9 @@ pub struct SimBenchArgs {
 pub async fn bench(a: SimBenchArgs, table: bool) -> Result<()> {
     let tmp = tempfile::tempdir().context("temporary directory for the simulator bench")?;
     let args = SimulateArgs {
-        servers: a.servers,
-        seed: 1,
         mockups: a.mockups.clone(),
-        listen: a.listen,
         port_per_server: a.port_per_server,
-        control: "127.0.0.1:0".parse()?,
-        username: "admin".into(),
-        password_file: None,
-        power_delay: Duration::from_secs(3),
-        update_time: Duration::from_secs(10),
-        fault_rates: Vec::new(),
-        faults: None,
-        out: tmp.path().to_path_buf(),
-        page_size: 0,
+        ..SimulateArgs::local(a.servers, a.listen, tmp.path().to_path_buf())
     };
     let (mut cfg, _) = config(&args)?;
     cfg.ground_truth = None;
