@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use automata_bmc::Credentials;
 use automata_bmc::ipmi::{
-    self, GuidEncoding, IpmiError, IpmiOptions, IpmiReadings, decode_system_guid, fru,
-    parse_device_id, wire,
+    self, GuidEncoding, IpmiError, IpmiOptions, IpmiReadings, IpmiSession, dcmi,
+    decode_system_guid, fru, parse_device_id, sdr, sel, telemetry, wire,
 };
-use automata_schemas::types::{ComponentKind, InventorySource};
+use automata_schemas::types::{ComponentKind, InventorySource, LogSeverity, SensorKind};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -127,6 +127,278 @@ fn fru_image() -> Vec<u8> {
     img.extend(board);
     img.extend(product);
     img
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDR records and the simulator's sensors
+
+/// A sensor's linearisation and thresholds for [`full_sdr`].
+struct Analog {
+    m: i16,
+    b: i16,
+    b_exp: i8,
+    r_exp: i8,
+    /// Analog data format: 0 unsigned, 1 one's, 2 two's complement.
+    format: u8,
+    tolerance: u8,
+    /// Raw thresholds LNC, LC, LNR, UNC, UC, UNR and which are readable (bit 0 = LNC).
+    thresholds: [u8; 6],
+    readable: u8,
+}
+
+/// A Full Sensor Record (IPMI v2.0 table 43-1) owned by the BMC.
+#[allow(clippy::too_many_arguments)]
+fn full_sdr(
+    id: u16,
+    lun: u8,
+    number: u8,
+    entity: u8,
+    sensor_type: u8,
+    unit: u8,
+    a: &Analog,
+    name: &str,
+) -> Vec<u8> {
+    let m = (a.m as u16) & 0x3ff;
+    let b = (a.b as u16) & 0x3ff;
+    let t = a.thresholds;
+    let mut body = vec![
+        0x20,
+        lun,
+        number,
+        entity,
+        0x01,
+        0x7f,
+        0x68, // capabilities: thresholds readable and settable
+        sensor_type,
+        0x01, // threshold-based
+        0x95,
+        0x0a,
+        0x95,
+        0x0a,
+        a.readable,
+        0x3f,
+        a.format << 6,
+        unit,
+        0,
+        0, // linear
+        (m & 0xff) as u8,
+        (((m >> 8) as u8) << 6) | (a.tolerance & 0x3f),
+        (b & 0xff) as u8,
+        ((b >> 8) as u8) << 6,
+        0,
+        (((a.r_exp as u8) & 0x0f) << 4) | ((a.b_exp as u8) & 0x0f),
+        0x07,
+        0x80,
+        0xff,
+        0,
+        0xff,
+        0,
+        t[5],
+        t[4],
+        t[3],
+        t[2],
+        t[1],
+        t[0],
+        2,
+        2,
+        0,
+        0,
+        0,
+        0xc0 | name.len() as u8,
+    ];
+    body.extend_from_slice(name.as_bytes());
+    let mut r = vec![
+        (id & 0xff) as u8,
+        (id >> 8) as u8,
+        0x51,
+        0x01,
+        body.len() as u8,
+    ];
+    r.extend(body);
+    r
+}
+
+/// A Compact Sensor Record (table 43-2) of a sensor-specific discrete sensor.
+fn compact_sdr(id: u16, number: u8, sensor_type: u8, name: &str) -> Vec<u8> {
+    let mut body = vec![
+        0x20,
+        0,
+        number,
+        0x03,
+        0x01,
+        0x7f,
+        0x40,
+        sensor_type,
+        0x6f,
+        0xff,
+        0x0f,
+        0xff,
+        0x0f,
+        0xff,
+        0x0f,
+        0xc0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0xc0 | name.len() as u8,
+    ];
+    body.extend_from_slice(name.as_bytes());
+    let mut r = vec![
+        (id & 0xff) as u8,
+        (id >> 8) as u8,
+        0x51,
+        0x02,
+        body.len() as u8,
+    ];
+    r.extend(body);
+    r
+}
+
+fn bytes_arg(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:#04x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// CPU Temp: y = (5x − 20·10¹)·10⁻¹ = 0.5x − 20 °C.
+const CPU_TEMP: Analog = Analog {
+    m: 5,
+    b: -20,
+    b_exp: 1,
+    r_exp: -1,
+    format: 0,
+    tolerance: 2,
+    thresholds: [0x8c, 0x78, 0x64, 0xc8, 0xdc, 0xf0],
+    readable: 0x3f,
+};
+/// Fan 1: y = (6x + 5)·10¹ RPM.
+const FAN: Analog = Analog {
+    m: 6,
+    b: 5,
+    b_exp: 0,
+    r_exp: 1,
+    format: 0,
+    tolerance: 1,
+    thresholds: [0x14, 0x0a, 0, 0, 0, 0],
+    readable: 0x03,
+};
+/// P12V Neg, two's complement: y = (100x − 2·10¹)·10⁻³ V.
+const NEG_RAIL: Analog = Analog {
+    m: 100,
+    b: -2,
+    b_exp: 1,
+    r_exp: -3,
+    format: 2,
+    tolerance: 2,
+    thresholds: [0x84, 0x82, 0, 0x8c, 0x8e, 0],
+    readable: 0x1b,
+};
+/// Inlet Temp on LUN 1: identity conversion, no thresholds.
+const INLET: Analog = Analog {
+    m: 1,
+    b: 0,
+    b_exp: 0,
+    r_exp: 0,
+    format: 0,
+    tolerance: 0,
+    thresholds: [0; 6],
+    readable: 0,
+};
+/// PSU1 Power: y = 2x·10¹ W.
+const PSU_POWER: Analog = Analog {
+    m: 2,
+    b: 0,
+    b_exp: 0,
+    r_exp: 1,
+    format: 0,
+    tolerance: 0,
+    thresholds: [0, 0, 0, 0x32, 0x3c, 0],
+    readable: 0x18,
+};
+
+fn sdr_records() -> Vec<Vec<u8>> {
+    vec![
+        full_sdr(1, 0, 0x01, 0x03, 0x01, 1, &CPU_TEMP, "CPU Temp"),
+        full_sdr(2, 0, 0x02, 0x1d, 0x04, 18, &FAN, "Fan 1"),
+        full_sdr(3, 0, 0x03, 0x07, 0x02, 4, &NEG_RAIL, "P12V Neg"),
+        compact_sdr(4, 0x04, 0x07, "Proc 1"),
+        full_sdr(5, 1, 0x05, 0x07, 0x01, 1, &INLET, "Inlet Temp"),
+        full_sdr(6, 0, 0x06, 0x0a, 0x08, 6, &PSU_POWER, "PSU1 Power"),
+    ]
+}
+
+/// `sensor_set_threshold` arguments: UNR … LNC as in ipmi_sim_cmd(5).
+fn threshold_args(a: &Analog) -> String {
+    let mask: String = (0..6)
+        .rev()
+        .map(|i| if a.readable & (1 << i) != 0 { '1' } else { '0' })
+        .collect();
+    let t = a.thresholds;
+    format!(
+        "settable {mask} {:#04x} {:#04x} {:#04x} {:#04x} {:#04x} {:#04x}",
+        t[5], t[4], t[3], t[2], t[1], t[0]
+    )
+}
+
+/// SEL entries added at start (record type, 13 bytes; ipmi_sim stamps its own time).
+const SEL_ADDS: [&str; 5] = [
+    // Memory #0x10, Uncorrectable ECC, asserted.
+    "0x02 0 0 0 0 0x20 0x00 0x04 0x0c 0x10 0x6f 0x01 0xff 0x00",
+    // Timestamped OEM record C1h from IANA 343 (0x000157).
+    "0xc1 0 0 0 0 0x57 0x01 0x00 1 2 3 4 5 6",
+    // Power Supply #0x20 failure, deasserted.
+    "0x02 0 0 0 0 0x20 0x00 0x04 0x08 0x20 0xef 0x01 0xff 0xff",
+    // Memory #0x10, Correctable ECC, asserted.
+    "0x02 0 0 0 0 0x20 0x00 0x04 0x0c 0x10 0x6f 0x00 0xff 0xff",
+    // Non-timestamped OEM record E0h.
+    "0xe0 1 2 3 4 5 6 7 8 9 10 11 12 13",
+];
+
+/// The emulator commands for the sensors above and the SEL, ending with `mc_enable`; after
+/// it CPU Temp goes to raw E0h (92 °C), which logs Upper Non-critical and Upper Critical
+/// going-high events.
+fn sensor_emu() -> String {
+    let mut e = String::from("sel_enable 0x20 1000 0x0a\n");
+    for r in sdr_records() {
+        e += &format!("main_sdr_add 0x20 {}\n", bytes_arg(&r));
+    }
+    let events = "000111111111111";
+    e += &format!(
+        "sensor_add 0x20 0 1 0x01 0x01\n\
+         sensor_set_threshold 0x20 0 1 {}\n\
+         sensor_set_event_support 0x20 0 1 enable scanning per-state {events} {events} {events} {events}\n\
+         sensor_set_value 0x20 0 1 0x96 0\n\
+         sensor_add 0x20 0 2 0x04 0x01\n\
+         sensor_set_threshold 0x20 0 2 {}\n\
+         sensor_set_value 0x20 0 2 100 0\n\
+         sensor_add 0x20 0 3 0x02 0x01\n\
+         sensor_set_threshold 0x20 0 3 {}\n\
+         sensor_set_value 0x20 0 3 0x88 0\n\
+         sensor_add 0x20 0 4 0x07 0x6f\n\
+         sensor_set_bit 0x20 0 4 7 1 0\n\
+         sensor_add 0x20 1 5 0x01 0x01\n\
+         sensor_set_value 0x20 1 5 0x17 0\n\
+         sensor_add 0x20 0 6 0x08 0x01\n\
+         sensor_set_threshold 0x20 0 6 {}\n\
+         sensor_set_value 0x20 0 6 15 0\n",
+        threshold_args(&CPU_TEMP),
+        threshold_args(&FAN),
+        threshold_args(&NEG_RAIL),
+        threshold_args(&PSU_POWER),
+    );
+    for a in SEL_ADDS {
+        e += &format!("sel_add 0x20 {a}\n");
+    }
+    e += "mc_enable 0x20\nsensor_set_value 0x20 0 1 0xe0 1\n";
+    e
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,9 +664,10 @@ set_working_mc 0x20
             "mc_setbmc 0x20\n\
              mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\n\
              mc_add_fru_data 0x20 0 {} file 0 \"{}\"\n\
-             mc_enable 0x20\n",
+             {}",
             image.len(),
-            fru_path.display()
+            fru_path.display(),
+            sensor_emu()
         ),
     )
     .expect("emu");
@@ -700,4 +973,688 @@ async fn bad_address_is_an_address_error() {
     .await
     .expect_err("bad address");
     assert!(matches!(err, IpmiError::Address { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sensors, SEL and DCMI: pure checks
+
+fn info() -> sdr::SdrRepositoryInfo {
+    sdr::SdrRepositoryInfo::default()
+}
+
+#[test]
+fn full_record_conversion_and_fields() {
+    let r = sdr::parse_record(&full_sdr(1, 0, 0x01, 0x03, 0x01, 1, &CPU_TEMP, "CPU Temp"))
+        .expect("parses")
+        .expect("a sensor record");
+    assert_eq!((r.record_id, r.record_type), (1, sdr::RECORD_FULL));
+    assert_eq!((r.owner_id, r.owner_lun, r.number), (0x20, 0, 0x01));
+    assert_eq!((r.entity_id, r.entity_instance), (0x03, 0x01));
+    assert_eq!((r.sensor_type, r.event_type), (0x01, 0x01));
+    assert_eq!(r.name, "CPU Temp");
+    assert_eq!(r.name_encoding, sdr::IdEncoding::Latin1);
+    assert_eq!(r.sensor_id(), "ipmi.20.0.01");
+    let c = r.conversion.expect("conversion");
+    assert_eq!((c.m, c.b, c.b_exp, c.r_exp), (5, -20, 1, -1));
+    assert_eq!(c.format, sdr::AnalogFormat::Unsigned);
+    assert!((c.tolerance_value() - 0.5).abs() < 1e-9);
+    // 0.5x − 20
+    assert_eq!(r.convert(0x96), Some(55.0));
+    assert_eq!(r.convert(0), Some(-20.0));
+    assert_eq!(r.thresholds.upper_critical, Some(0xdc));
+    assert_eq!(r.thresholds.lower_non_critical, Some(0x8c));
+    // Two's complement: 0x88 = −120 → 0.1·(−120) − 0.02.
+    let v = sdr::parse_record(&full_sdr(3, 0, 3, 7, 2, 4, &NEG_RAIL, "P12V Neg"))
+        .expect("parses")
+        .expect("sensor");
+    assert!((v.convert(0x88).expect("value") + 12.02).abs() < 1e-9);
+    assert_eq!(v.thresholds.lower_non_recoverable, None, "not readable");
+    // One's complement: FEh is −1, FFh is −0.
+    let ones = sdr::AnalogFormat::OnesComplement;
+    assert_eq!(ones.decode(0xfe), Some(-1.0));
+    assert_eq!(ones.decode(0xff), Some(-0.0));
+    assert_eq!(ones.decode(0x05), Some(5.0));
+    assert_eq!(sdr::AnalogFormat::TwosComplement.decode(0xff), Some(-1.0));
+    assert_eq!(sdr::AnalogFormat::None.decode(1), None);
+    // Negative M and a non-linear function (sqr): y = ((−2x + 0)·10⁰)².
+    let mut c2 = c;
+    c2.m = -2;
+    c2.b = 0;
+    c2.r_exp = 0;
+    c2.linearization = 8;
+    assert_eq!(c2.value(3), Some(36.0));
+    c2.linearization = 0x30; // reserved code: no value rather than a guess
+    assert_eq!(c2.value(3), None);
+}
+
+#[test]
+fn id_strings_in_every_encoding() {
+    // 6-bit packed "ABC1" (same packing as FRU fields).
+    let six = six_bit("ABC1");
+    assert_eq!(
+        sdr::decode_id_string(six[0], &six[1..]),
+        ("ABC1".to_string(), sdr::IdEncoding::SixBitAscii)
+    );
+    let bcd = bcd_plus("12-3");
+    assert_eq!(sdr::decode_id_string(bcd[0], &bcd[1..]).0, "12-3");
+    // Length beyond the bytes present, trailing NUL and spaces: tolerated.
+    assert_eq!(sdr::decode_id_string(0xcf, b"Fan 2  \0junk").0, "Fan 2");
+    assert_eq!(sdr::decode_id_string(0xc8, b"Fan").0, "Fan");
+    assert_eq!(sdr::decode_id_string(0xc3, &[0xb0, 0x43, 0x01]).0, "°C");
+    assert_eq!(sdr::decode_id_string(0x00, &[]).0, "");
+}
+
+#[test]
+fn malformed_sdr_records_are_errors_or_skipped_with_a_reason() {
+    let good = full_sdr(1, 0, 1, 3, 1, 1, &CPU_TEMP, "CPU Temp");
+    // Truncated body: the header announces more than is there.
+    let err = sdr::parse_record(&good[..30]).expect_err("truncated");
+    assert!(err.to_string().contains("header announces"), "{err}");
+    assert!(sdr::parse_record(&good[..3]).is_err());
+    // A Full record too short to hold its ID string byte.
+    let mut short = good[..40].to_vec();
+    short[4] = 35;
+    assert!(sdr::parse_record(&short).is_err());
+    // Other record types are not sensors, and not errors.
+    let mc_locator = [7, 0, 0x51, 0x12, 3, 0x20, 0, 0];
+    assert_eq!(sdr::parse_record(&mc_locator), Ok(None));
+    let compact = compact_sdr(4, 4, 7, "Proc 1");
+    let repo = sdr::SdrRepository::from_records(
+        info(),
+        [
+            good.as_slice(),
+            &good[..20],
+            &mc_locator[..],
+            compact.as_slice(),
+        ],
+    );
+    assert_eq!(repo.sensors.len(), 2);
+    assert_eq!(repo.other_records, 1);
+    assert_eq!(repo.skipped.len(), 1);
+    assert!(repo.skipped[0].contains("0x0001"), "{:?}", repo.skipped);
+    let c = &repo.sensors[1];
+    assert_eq!(
+        (c.record_type, c.name.as_str()),
+        (sdr::RECORD_COMPACT, "Proc 1")
+    );
+    assert!(c.conversion.is_none() && !c.is_threshold());
+}
+
+#[test]
+fn reading_flags_and_states() {
+    let rec = sdr::parse_record(&full_sdr(1, 0, 1, 3, 1, 1, &CPU_TEMP, "CPU Temp"))
+        .expect("ok")
+        .expect("sensor");
+    let ok = sdr::parse_reading(&[0x96, 0xc0, 0x08], &rec).expect("reading");
+    assert_eq!(ok.value, Some(55.0));
+    assert!(ok.valid());
+    assert_eq!(ok.threshold_status, Some(0x08));
+    // Reading unavailable, scanning disabled: no value.
+    let na = sdr::parse_reading(&[0x96, 0xe0, 0], &rec).expect("reading");
+    assert!(na.unavailable && !na.valid() && na.value.is_none());
+    let off = sdr::parse_reading(&[0x96, 0x80], &rec).expect("reading");
+    assert!(off.scanning_disabled && off.value.is_none());
+    assert!(sdr::parse_reading(&[0x96], &rec).is_err());
+    let disc = sdr::parse_record(&compact_sdr(4, 4, 7, "Proc 1"))
+        .expect("ok")
+        .expect("sensor");
+    let st = sdr::parse_reading(&[0, 0xc0, 0x80, 0x01], &disc).expect("reading");
+    assert_eq!(st.states, Some(0x0180));
+    assert_eq!(st.value, None);
+    let t = sdr::parse_thresholds(&[0x12, 1, 2, 3, 4, 5, 6]).expect("thresholds");
+    assert_eq!(t.lower_critical, Some(2));
+    assert_eq!(t.upper_critical, Some(5));
+    assert_eq!(t.lower_non_critical, None);
+    assert!(sdr::parse_thresholds(&[0x3f, 1]).is_err());
+}
+
+#[test]
+fn units_and_kinds_are_normalised() {
+    let units = |base: u8| sdr::Units {
+        base,
+        ..Default::default()
+    };
+    let k = |t: u8, u: sdr::Units| {
+        let (kind, unit, f) = telemetry::normalise(t, &u);
+        (kind, unit, f(212.0))
+    };
+    assert_eq!(
+        k(1, units(1)),
+        (SensorKind::Temperature, "Cel".into(), 212.0)
+    );
+    assert_eq!(
+        k(1, units(2)),
+        (SensorKind::Temperature, "Cel".into(), 100.0)
+    );
+    assert_eq!(k(4, units(18)), (SensorKind::Fan, "RPM".into(), 212.0));
+    assert_eq!(k(2, units(4)), (SensorKind::Voltage, "V".into(), 212.0));
+    assert_eq!(k(3, units(5)), (SensorKind::Current, "A".into(), 212.0));
+    assert_eq!(k(8, units(6)), (SensorKind::Power, "W".into(), 212.0));
+    assert_eq!(k(0x0b, units(6)).0, SensorKind::Power);
+    let pct = sdr::Units {
+        percentage: true,
+        ..Default::default()
+    };
+    assert_eq!(k(4, pct).1, "%");
+    assert_eq!(k(4, pct).0, SensorKind::Fan);
+    assert_eq!(k(0x0b, pct).0, SensorKind::Utilization);
+    // Unspecified unit: the sensor type decides.
+    assert_eq!(k(1, units(0)).0, SensorKind::Temperature);
+    let per_sec = sdr::Units {
+        base: 18,
+        rate: 4,
+        ..Default::default()
+    };
+    assert_eq!(k(4, per_sec).0, SensorKind::Other);
+}
+
+fn sel_record(id: u16, sensor_type: u8, number: u8, dir_type: u8, data: [u8; 3]) -> Vec<u8> {
+    let mut r = id.to_le_bytes().to_vec();
+    r.push(0x02);
+    r.extend_from_slice(&0x6560_0000u32.to_le_bytes());
+    r.extend_from_slice(&[0x20, 0x00, 0x04, sensor_type, number, dir_type]);
+    r.extend_from_slice(&data);
+    r
+}
+
+#[test]
+fn sel_records_decode_with_severity_and_message() {
+    /// Sensor type, number, direction|event type, event data, severity, message.
+    type Case = (u8, u8, u8, [u8; 3], LogSeverity, &'static str);
+    let cases: [Case; 10] = [
+        (
+            0x0c,
+            0x10,
+            0x6f,
+            [0x01, 0xff, 0],
+            LogSeverity::Critical,
+            "Memory #0x10 | Uncorrectable ECC | Asserted",
+        ),
+        (
+            0x0c,
+            0x10,
+            0x6f,
+            [0x00, 0xff, 0],
+            LogSeverity::Warning,
+            "Memory #0x10 | Correctable ECC | Asserted",
+        ),
+        (
+            0x07,
+            0x04,
+            0x6f,
+            [0x00, 0xff, 0xff],
+            LogSeverity::Critical,
+            "Processor #0x04 | IERR | Asserted",
+        ),
+        (
+            0x07,
+            0x04,
+            0x6f,
+            [0x01, 0xff, 0xff],
+            LogSeverity::Critical,
+            "Processor #0x04 | Thermal Trip | Asserted",
+        ),
+        (
+            0x08,
+            0x20,
+            0x6f,
+            [0x01, 0xff, 0xff],
+            LogSeverity::Critical,
+            "Power Supply #0x20 | Failure detected | Asserted",
+        ),
+        (
+            0x08,
+            0x20,
+            0xef,
+            [0x01, 0xff, 0xff],
+            LogSeverity::Info,
+            "Power Supply #0x20 | Failure detected | Deasserted",
+        ),
+        (
+            0x01,
+            0x01,
+            0x01,
+            [0x59, 0xe0, 0xdc],
+            LogSeverity::Critical,
+            "Temperature #0x01 | Upper Critical going high | Asserted",
+        ),
+        (
+            0x04,
+            0x02,
+            0x01,
+            [0x52, 0x05, 0x0a],
+            LogSeverity::Critical,
+            "Fan #0x02 | Lower Critical going low | Asserted",
+        ),
+        (
+            0x01,
+            0x01,
+            0x01,
+            [0x57, 0xc8, 0xc8],
+            LogSeverity::Warning,
+            "Temperature #0x01 | Upper Non-critical going high | Asserted",
+        ),
+        (
+            0x02,
+            0x03,
+            0x01,
+            [0x58, 0, 0],
+            LogSeverity::Info,
+            "Voltage #0x03 | Upper Critical going low | Asserted",
+        ),
+    ];
+    for (i, (st, num, dt, data, sev, msg)) in cases.into_iter().enumerate() {
+        let rec = sel::parse_record(&sel_record(i as u16 + 1, st, num, dt, data)).expect("parses");
+        let e = sel::to_log_entry(&rec, "srv", 7, None);
+        assert_eq!(e.severity, sev, "{msg}");
+        assert_eq!(e.message, msg);
+        assert_eq!(e.entry_id, format!("{:#06x}", i + 1));
+        assert_eq!(e.log_id, "ipmi:sel");
+        assert_eq!(e.source, "ipmi");
+        assert_eq!(e.created, 0x6560_0000i64 * 1000);
+        assert_eq!(
+            e.sensor_id.as_deref(),
+            Some(format!("ipmi.20.0.{num:02x}").as_str())
+        );
+    }
+    // With the SDR: the sensor's name and the converted trigger values, as `sel elist`.
+    let repo = sdr::SdrRepository::from_records(info(), sdr_records().iter().map(Vec::as_slice));
+    let rec = sel::parse_record(&sel_record(9, 0x01, 0x01, 0x01, [0x59, 0xe1, 0xdc])).expect("ok");
+    assert_eq!(
+        sel::message(&rec, Some(&repo)),
+        "Temperature CPU Temp | Upper Critical going high | Asserted | Reading 92.50 > Threshold 90 degrees C"
+    );
+    // OEM records keep their bytes; pre-init time falls back to the observation time.
+    let mut oem = vec![3, 0, 0xc1, 5, 0, 0, 0, 0x57, 0x01, 0x00];
+    oem.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+    let e = sel::to_log_entry(&sel::parse_record(&oem).expect("ok"), "srv", 7, None);
+    assert_eq!(e.message, "OEM record c1 | 000157 | 010203040506");
+    assert_eq!((e.created, e.severity), (7, LogSeverity::Info));
+    assert_eq!(e.message_id.as_deref(), Some("sel:oem:c1"));
+    // Too short: an error, not a panic.
+    assert!(sel::parse_record(&oem[..15]).is_err());
+    assert!(sel::parse_sel_info(&[0x51, 1]).is_err());
+}
+
+/// Get Power Reading answers laid out as in DCMI v1.5 table 6-16 (no peer here answers DCMI).
+#[test]
+fn dcmi_power_reading_bytes() {
+    let mut b = vec![0xdc];
+    for w in [300u16, 100, 500, 200] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    b.extend_from_slice(&0x6560_0000u32.to_le_bytes());
+    b.extend_from_slice(&1000u32.to_le_bytes());
+    b.push(0x40);
+    let dcmi::DcmiPower::Reading(r) = dcmi::parse_power_reading(0, &b).expect("parses") else {
+        panic!("not a reading");
+    };
+    assert_eq!(
+        (r.current_watts, r.min_watts, r.max_watts, r.average_watts),
+        (300, 100, 500, 200)
+    );
+    assert_eq!(
+        (r.timestamp, r.period_ms, r.active),
+        (0x6560_0000, 1000, true)
+    );
+    let t = telemetry::dcmi_reading(&dcmi::DcmiPower::Reading(r), "srv", 5).expect("reading");
+    assert_eq!(
+        (t.sensor_id.as_str(), t.kind, t.value, t.unit.as_str()),
+        ("ipmi.dcmi.power", SensorKind::Power, 300.0, "W")
+    );
+    // Measurement not active: no reading.
+    let mut idle = b.clone();
+    idle[17] = 0;
+    let p = dcmi::parse_power_reading(0, &idle).expect("parses");
+    assert!(telemetry::dcmi_reading(&p, "srv", 5).is_none());
+    // Not DCMI: invalid command, or another group extension.
+    for (cc, data) in [
+        (0xc1, vec![]),
+        (0xd4, vec![]),
+        (0, vec![0x00, 1, 2]),
+        (0, vec![]),
+    ] {
+        assert!(
+            matches!(
+                dcmi::parse_power_reading(cc, &data),
+                Ok(dcmi::DcmiPower::NotSupported(_))
+            ),
+            "{cc:#x} {data:?}"
+        );
+    }
+    assert!(dcmi::parse_power_reading(0, &b[..10]).is_err());
+    assert_eq!(dcmi::power_reading_request(), [0xdc, 0x01, 0, 0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sensors, SEL and DCMI against ipmi_sim, cross-checked with ipmitool
+
+/// The `|`-separated columns of each line of an ipmitool table.
+fn ipmitool_table(port: u16, args: &[&str]) -> Option<Vec<Vec<String>>> {
+    if !have("ipmitool") {
+        eprintln!("ipmitool not installed: cross-check skipped");
+        return None;
+    }
+    let out = Command::new("ipmitool")
+        .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "admin", "-P", "secret", "-C", "3"])
+        .args(args)
+        .output()
+        .expect("ipmitool");
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains('|'))
+            .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+            .collect(),
+    )
+}
+
+fn ipmitool_raw(port: u16, bytes: &[u8]) -> std::process::Output {
+    let hexes: Vec<String> = bytes.iter().map(|b| format!("{b:#04x}")).collect();
+    Command::new("ipmitool")
+        .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "admin", "-P", "secret", "-C", "3", "raw"])
+        .args(&hexes)
+        .output()
+        .expect("ipmitool raw")
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-3
+}
+
+fn na_or(v: &str) -> Option<f64> {
+    (v != "na").then(|| v.parse().expect("number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensors_from_ipmi_sim_match_ipmitool() {
+    if !sim_available() {
+        return;
+    }
+    let sim = start_sim();
+    let address = format!("127.0.0.1:{}", sim.port);
+    let creds = Credentials::new("viewer", "look");
+    let mut repo = ipmi::read_sdr(&address, &creds, &opts(2000, 2))
+        .await
+        .expect("read SDR");
+    assert!(repo.skipped.is_empty(), "{:?}", repo.skipped);
+    assert_eq!(repo.sensors.len(), 6);
+    assert_eq!(repo.info.record_count, 6);
+    let names: Vec<_> = repo.sensors.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "CPU Temp",
+            "Fan 1",
+            "P12V Neg",
+            "Proc 1",
+            "Inlet Temp",
+            "PSU1 Power"
+        ]
+    );
+    // The records read over the wire are the ones configured.
+    let local = sdr::SdrRepository::from_records(info(), sdr_records().iter().map(Vec::as_slice));
+    assert_eq!(repo.sensors, local.sensors);
+
+    let readings = ipmi::poll_sensors(&address, &creds, &opts(2000, 2), "srv-1", &mut repo)
+        .await
+        .expect("poll");
+    let by_id: HashMap<_, _> = readings.iter().map(|r| (r.sensor_id.as_str(), r)).collect();
+    let mut ids: Vec<_> = by_id.keys().copied().collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "ipmi.20.0.01",
+            "ipmi.20.0.02",
+            "ipmi.20.0.03",
+            "ipmi.20.0.06",
+            "ipmi.20.1.05"
+        ],
+        "discrete Proc 1 is not a reading; no DCMI here"
+    );
+    let expect = [
+        (
+            "ipmi.20.0.01",
+            "CPU Temp",
+            SensorKind::Temperature,
+            "Cel",
+            92.0,
+        ),
+        ("ipmi.20.0.02", "Fan 1", SensorKind::Fan, "RPM", 6050.0),
+        ("ipmi.20.0.03", "P12V Neg", SensorKind::Voltage, "V", -12.02),
+        (
+            "ipmi.20.1.05",
+            "Inlet Temp",
+            SensorKind::Temperature,
+            "Cel",
+            23.0,
+        ),
+        ("ipmi.20.0.06", "PSU1 Power", SensorKind::Power, "W", 300.0),
+    ];
+    for (id, name, kind, unit, value) in expect {
+        let r = by_id[id];
+        assert_eq!(
+            (r.name.as_str(), r.kind, r.unit.as_str()),
+            (name, kind, unit),
+            "{id}"
+        );
+        assert!(close(r.value, value), "{id}: {} != {value}", r.value);
+        assert_eq!((r.server_id.as_str(), r.source.as_str()), ("srv-1", "ipmi"));
+    }
+    let cpu = by_id["ipmi.20.0.01"]
+        .thresholds
+        .clone()
+        .expect("thresholds");
+    assert_eq!(
+        (
+            cpu.lower_critical,
+            cpu.lower_caution,
+            cpu.upper_caution,
+            cpu.upper_critical
+        ),
+        (Some(40.0), Some(50.0), Some(80.0), Some(90.0))
+    );
+    assert_eq!(repo.dcmi_supported, Some(false));
+
+    // ipmitool's `sensor list`: value and the four thresholds of each analog sensor.
+    if let Some(rows) = ipmitool_table(sim.port, &["sensor", "list"]) {
+        let mut checked = 0;
+        for row in rows.iter().filter(|r| r.len() >= 10 && r[2] != "discrete") {
+            let ours = readings
+                .iter()
+                .find(|r| r.name == row[0])
+                .unwrap_or_else(|| panic!("no reading for {row:?}"));
+            assert!(close(ours.value, row[1].parse().expect("value")), "{row:?}");
+            let t = ours.thresholds.clone().unwrap_or_default();
+            let same = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => close(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            assert!(same(t.lower_critical, na_or(&row[5])), "{row:?} {t:?}");
+            assert!(same(t.lower_caution, na_or(&row[6])), "{row:?} {t:?}");
+            assert!(same(t.upper_caution, na_or(&row[7])), "{row:?} {t:?}");
+            assert!(same(t.upper_critical, na_or(&row[8])), "{row:?} {t:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, 5);
+    }
+    // ipmitool's `sdr elist full`: sensor number, entity and reading.
+    if let Some(rows) = ipmitool_table(sim.port, &["sdr", "elist", "full"]) {
+        assert_eq!(rows.len(), 5);
+        for row in rows {
+            let rec = repo
+                .sensors
+                .iter()
+                .find(|s| s.name == row[0])
+                .expect("record");
+            assert_eq!(row[1], format!("{:02X}h", rec.number));
+            assert_eq!(row[3], format!("{}.{}", rec.entity_id, rec.entity_instance));
+            let ours = readings.iter().find(|r| r.name == row[0]).expect("reading");
+            let theirs: f64 = row[4]
+                .split(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("reading");
+            assert!(close(ours.value, theirs), "{row:?}");
+        }
+    }
+
+    // One session: the discrete sensor's states, DCMI, a stable second poll, SDR refresh.
+    let mut s = IpmiSession::open(&address, &creds, &opts(2000, 2))
+        .await
+        .expect("session");
+    let proc1 = repo.sensors[3].clone();
+    let st = s.sensor_reading(&proc1).await.expect("discrete reading");
+    assert_eq!(st.states, Some(0x0080), "presence detected (offset 7)");
+    if let Some(rows) = ipmitool_table(sim.port, &["sensor", "list"]) {
+        let row = rows.iter().find(|r| r[0] == "Proc 1").expect("Proc 1");
+        // ipmitool prints state bytes 3 and 4 as one big-endian word.
+        let word = u16::from_str_radix(row[3].trim_start_matches("0x"), 16).expect("hex");
+        assert_eq!(st.states, Some(word.swap_bytes()));
+    }
+    let power = s.dcmi_power().await.expect("DCMI answer");
+    assert!(
+        matches!(power, dcmi::DcmiPower::NotSupported(_)),
+        "{power:?}"
+    );
+    if have("ipmitool") {
+        let out = Command::new("ipmitool")
+            .args([
+                "-I",
+                "lanplus",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &sim.port.to_string(),
+            ])
+            .args([
+                "-U", "admin", "-P", "secret", "-C", "3", "dcmi", "power", "reading",
+            ])
+            .output()
+            .expect("ipmitool dcmi");
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("(c1)"),
+            "ipmitool says ipmi_sim does DCMI now: {text}"
+        );
+    }
+    let again = s
+        .poll_sensors(&mut repo, "srv-1")
+        .await
+        .expect("second poll");
+    let mut ids2: Vec<_> = again.iter().map(|r| r.sensor_id.as_str()).collect();
+    ids2.sort();
+    assert_eq!(ids, ids2);
+    assert!(
+        !s.refresh_sdr(&mut repo).await.expect("refresh"),
+        "unchanged"
+    );
+    if have("ipmitool") {
+        // Add SDR (Storage 0x24) of another discrete sensor: the next poll re-reads the SDR.
+        let mut add = vec![0x0a, 0x24];
+        add.extend(compact_sdr(0, 0x07, 0x07, "Proc 2"));
+        assert!(ipmitool_raw(sim.port, &add).status.success());
+        s.poll_sensors(&mut repo, "srv-1")
+            .await
+            .expect("poll after add");
+        assert_eq!(repo.info.record_count, 7);
+        assert!(repo.sensors.iter().any(|r| r.name == "Proc 2"));
+        assert_eq!(repo.dcmi_supported, Some(false), "kept across the re-read");
+    }
+    s.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sel_from_ipmi_sim_matches_ipmitool() {
+    if !sim_available() {
+        return;
+    }
+    let sim = start_sim();
+    let address = format!("127.0.0.1:{}", sim.port);
+    let creds = Credentials::new("admin", "secret");
+    let o = opts(2000, 2);
+    let repo = ipmi::read_sdr(&address, &creds, &o).await.expect("SDR");
+    let (entries, last) = ipmi::read_sel(&address, &creds, &o, "srv-1", None, Some(&repo))
+        .await
+        .expect("SEL");
+    for e in &entries {
+        eprintln!("{} {:?} {}", e.entry_id, e.severity, e.message);
+    }
+    // 5 added + Upper Non-critical and Upper Critical going high from CPU Temp.
+    assert_eq!(entries.len(), 7);
+    let ids: Vec<u16> = entries
+        .iter()
+        .map(|e| u16::from_str_radix(e.entry_id.trim_start_matches("0x"), 16).expect("id"))
+        .collect();
+    assert_eq!(last, ids.last().copied());
+    let sev: Vec<_> = entries.iter().map(|e| e.severity).collect();
+    use LogSeverity::{Critical, Info, Warning};
+    assert_eq!(
+        sev,
+        [Critical, Info, Info, Warning, Info, Warning, Critical]
+    );
+    let cpu = &entries[6];
+    assert_eq!(
+        cpu.message,
+        "Temperature CPU Temp | Upper Critical going high | Asserted | Reading 92 > Threshold 90 degrees C"
+    );
+    assert_eq!(cpu.sensor_id.as_deref(), Some("ipmi.20.0.01"));
+    assert_eq!(cpu.message_id.as_deref(), Some("sel:01:01:09"));
+    // ipmi_sim stamps pre-init (relative) times: created falls back to the observation time.
+    assert!(entries.iter().all(|e| e.created == e.observed_at));
+    if let Some(rows) = ipmitool_table(sim.port, &["sel", "elist"]) {
+        assert_eq!(rows.len(), entries.len());
+        for (row, e) in rows.iter().zip(&entries) {
+            let id = u16::from_str_radix(&row[0], 16).expect("ipmitool id");
+            assert_eq!(e.entry_id, format!("{id:#06x}"));
+            // Records without a timestamp have no date and time columns.
+            let text = if row[1].starts_with("OEM record") {
+                &row[1..]
+            } else {
+                &row[3..]
+            };
+            assert_eq!(e.message, text.join(" | "), "{row:?}");
+        }
+    }
+
+    // Only entries after a given id.
+    let (tail, last2) = ipmi::read_sel(&address, &creds, &o, "srv-1", Some(ids[4]), Some(&repo))
+        .await
+        .expect("SEL tail");
+    let key = |v: &[automata_schemas::types::HardwareLogEntry]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|e| (e.entry_id.clone(), e.message.clone()))
+            .collect()
+    };
+    assert_eq!(key(&tail), key(&entries[5..]));
+    assert_eq!(last2, last);
+    let (none, last3) = ipmi::read_sel(&address, &creds, &o, "srv-1", last, Some(&repo))
+        .await
+        .expect("SEL after the last");
+    assert!(none.is_empty());
+    assert_eq!(last3, last);
+    if have("ipmitool") {
+        // Add SEL Entry (Storage 0x44): Processor #0x04 IERR, asserted.
+        let mut add = vec![0x0a, 0x44];
+        add.extend(sel_record(0, 0x07, 0x04, 0x6f, [0x00, 0xff, 0xff]));
+        assert!(ipmitool_raw(sim.port, &add).status.success());
+        let (new, last4) = ipmi::read_sel(&address, &creds, &o, "srv-1", last, Some(&repo))
+            .await
+            .expect("SEL after the last");
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_eq!(new[0].message, "Processor Proc 1 | IERR | Asserted");
+        assert_eq!(new[0].severity, Critical);
+        assert!(last4 > last);
+        let rows = ipmitool_table(sim.port, &["sel", "elist"]).expect("ipmitool");
+        let row = rows.last().expect("a line");
+        assert_eq!(new[0].message, row[3..].join(" | "));
+        assert_eq!(
+            new[0].entry_id,
+            format!("{:#06x}", u16::from_str_radix(&row[0], 16).expect("id"))
+        );
+    }
 }

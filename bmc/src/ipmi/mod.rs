@@ -9,6 +9,10 @@
 //! the default on every BMC). The password lives only in [`Credentials`] and in the zeroized,
 //! `Debug`-redacted key material of [`wire::Rakp`] / [`wire::SessionCrypto`]; nothing logs it.
 //!
+//! Sensors (SDR + Get Sensor Reading), DCMI power and the SEL: [`read_sdr`], [`poll_sensors`]
+//! and [`read_sel`] (each in its own session), or the same on one [`IpmiSession`]; see
+//! [`telemetry`] for the sensor id scheme.
+//!
 //! Like the Redfish collector, anything unreadable after the session is open lands in the
 //! snapshot's `errors`; only failing to open a session at all is an error.
 //!
@@ -22,20 +26,25 @@
 //! order when that does, else in SMBIOS order; the choice is recorded on the BMC component as
 //! `system_guid_encoding`. (`ipmitool mc guid` guesses similarly.)
 
+pub mod dcmi;
 pub mod fru;
+pub mod sdr;
+pub mod sel;
 mod session;
+pub mod telemetry;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use automata_schemas::types::{
-    Component, ComponentKind, InventorySnapshot, InventorySource, SystemIdentity,
+    Component, ComponentKind, HardwareLogEntry, InventorySnapshot, InventorySource, SystemIdentity,
+    TelemetryReading,
 };
 
 use crate::Credentials;
 use session::{NETFN_APP, NETFN_STORAGE, Session};
+pub use telemetry::IpmiSession;
 
 /// The RMCP port BMCs listen on.
 pub const DEFAULT_PORT: u16 = 623;
@@ -478,18 +487,7 @@ pub async fn collect(
     creds: &Credentials,
     opts: &IpmiOptions,
 ) -> Result<InventorySnapshot, IpmiError> {
-    let (host, port) = split_address(address)?;
-    let peer: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| IpmiError::Address {
-            address: address.to_string(),
-            reason: e.to_string(),
-        })?
-        .next()
-        .ok_or_else(|| IpmiError::Address {
-            address: address.to_string(),
-            reason: "resolves to no address".into(),
-        })?;
+    let peer = telemetry::resolve(address).await?;
     let mut s = Session::open(address, peer, creds, opts.timeout, opts.retries).await?;
     let mut r = IpmiReadings {
         cipher_suite: Some(s.suite().id()),
@@ -504,6 +502,55 @@ pub async fn collect(
         r,
         chrono::Utc::now().timestamp_millis(),
     ))
+}
+
+/// Reads a BMC's SDR repository in its own session, for the caller to keep between polls.
+pub async fn read_sdr(
+    address: &str,
+    creds: &Credentials,
+    opts: &IpmiOptions,
+) -> Result<sdr::SdrRepository, IpmiError> {
+    let mut s = IpmiSession::open(address, creds, opts).await?;
+    let r = s.read_sdr().await;
+    close_quietly(s, address).await;
+    r
+}
+
+/// Polls a BMC's sensors (and DCMI power) in its own session; `sdr` from [`read_sdr`] is
+/// re-read in place when the BMC's repository changed. See [`telemetry`] for the sensor ids.
+pub async fn poll_sensors(
+    address: &str,
+    creds: &Credentials,
+    opts: &IpmiOptions,
+    server_id: &str,
+    sdr: &mut sdr::SdrRepository,
+) -> Result<Vec<TelemetryReading>, IpmiError> {
+    let mut s = IpmiSession::open(address, creds, opts).await?;
+    let r = s.poll_sensors(sdr, server_id).await;
+    close_quietly(s, address).await;
+    r
+}
+
+/// Reads a BMC's SEL entries after record `after` (all when None) in its own session, with the
+/// last record id to pass next time; `sdr` (optional) names the sensors in messages.
+pub async fn read_sel(
+    address: &str,
+    creds: &Credentials,
+    opts: &IpmiOptions,
+    server_id: &str,
+    after: Option<u16>,
+    sdr: Option<&sdr::SdrRepository>,
+) -> Result<(Vec<HardwareLogEntry>, Option<u16>), IpmiError> {
+    let mut s = IpmiSession::open(address, creds, opts).await?;
+    let r = s.read_sel(server_id, after, sdr).await;
+    close_quietly(s, address).await;
+    r
+}
+
+async fn close_quietly(s: IpmiSession, address: &str) {
+    if let Err(e) = s.close().await {
+        tracing::debug!(address, error = %e, "Close Session failed");
+    }
 }
 
 /// A command that must succeed with completion code 0.

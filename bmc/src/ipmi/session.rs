@@ -16,6 +16,10 @@ use crate::Credentials;
 pub const NETFN_APP: u8 = 0x06;
 /// NetFn Storage.
 pub const NETFN_STORAGE: u8 = 0x0a;
+/// NetFn Sensor/Event.
+pub const NETFN_SENSOR: u8 = 0x04;
+/// NetFn Group Extension (DCMI, PICMG).
+pub const NETFN_GROUP: u8 = 0x2c;
 
 /// RAKP 1 role byte: User privilege (all the inventory commands need) with name-only lookup.
 const ROLE_USER_NAME_ONLY: u8 = 0x10 | 0x02;
@@ -319,6 +323,39 @@ impl Session {
         })
     }
 
+    /// The BMC's address as the caller gave it (for error messages).
+    pub(crate) fn address(&self) -> &str {
+        &self.transport.address
+    }
+
+    /// A command that must complete with code 0: its response data.
+    pub(crate) async fn ok_lun(
+        &mut self,
+        what: &str,
+        netfn: u8,
+        lun: u8,
+        cmd: u8,
+        data: &[u8],
+    ) -> Result<Vec<u8>, IpmiError> {
+        let r = self.command_lun(netfn, lun, cmd, data).await?;
+        if r.completion != 0 {
+            return Err(IpmiError::Completion {
+                address: self.transport.address.clone(),
+                what: what.to_string(),
+                code: r.completion,
+            });
+        }
+        Ok(r.data)
+    }
+
+    /// An error for a response that is not what the command promises.
+    pub(crate) fn malformed(&self, reason: String) -> IpmiError {
+        IpmiError::Malformed {
+            address: self.transport.address.clone(),
+            reason,
+        }
+    }
+
     /// The negotiated cipher suite.
     pub(crate) fn suite(&self) -> CipherSuite {
         self.crypto.suite()
@@ -331,9 +368,20 @@ impl Session {
         cmd: u8,
         data: &[u8],
     ) -> Result<IpmiResponse, IpmiError> {
+        self.command_lun(netfn, 0, cmd, data).await
+    }
+
+    /// Like [`Session::command`], addressed to one of the BMC's LUNs.
+    pub(crate) async fn command_lun(
+        &mut self,
+        netfn: u8,
+        lun: u8,
+        cmd: u8,
+        data: &[u8],
+    ) -> Result<IpmiResponse, IpmiError> {
         self.rq_seq = (self.rq_seq + 1) & 0x3f;
         let rq = self.rq_seq;
-        let msg = wire::ipmi_request(netfn, cmd, rq, data);
+        let msg = wire::ipmi_request_lun(netfn, lun, cmd, rq, data);
         let crypto = &self.crypto;
         let sequence = &mut self.sequence;
         let address = &self.transport.address;

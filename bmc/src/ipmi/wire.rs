@@ -770,7 +770,12 @@ fn checksum(b: &[u8]) -> u8 {
 
 /// An IPMI request to the BMC as a LAN message (with both checksums).
 pub fn ipmi_request(netfn: u8, cmd: u8, rq_seq: u8, data: &[u8]) -> Vec<u8> {
-    let mut m = vec![BMC_ADDR, netfn << 2];
+    ipmi_request_lun(netfn, 0, cmd, rq_seq, data)
+}
+
+/// An IPMI request to one of the BMC's LUNs (sensors may live on LUN 1–3).
+pub fn ipmi_request_lun(netfn: u8, lun: u8, cmd: u8, rq_seq: u8, data: &[u8]) -> Vec<u8> {
+    let mut m = vec![BMC_ADDR, (netfn << 2) | (lun & 0x03)];
     m.push(checksum(&m));
     let start = m.len();
     m.extend_from_slice(&[REQUESTER_ADDR, (rq_seq & 0x3f) << 2, cmd]);
