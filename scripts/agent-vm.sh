@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a real server for the in-band agent's tests: qemu, busybox for the initramfs, swtpm
-# for a TPM, and a Debian cloud kernel unpacked into $HOME/.cache/metal-automata/vm. Prints the
+# for a TPM, and a Debian kernel unpacked into $HOME/.cache/metal-automata/vm. Prints the
 # environment the agent's qemu test reads (AGENT_QEMU_KERNEL, AGENT_QEMU_MODULES); use it as
 #   eval "$(scripts/agent-vm.sh)"
 set -euo pipefail
@@ -14,16 +14,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-kernel=$(ls "$VM"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
+# The generic kernel, not the smaller cloud one: the cloud kernel has no CONFIG_HWMON (so no NVMe
+# hwmon temperature, CONFIG_NVME_HWMON) and no CONFIG_X86_MCE (no machine checks), which the
+# agent's telemetry test reads in the guest. Its NVMe and virtio drivers are modules.
+kernel=$(ls "$VM"/boot/vmlinuz-*-amd64 2>/dev/null | grep -v -- '-cloud-' | sort -V | tail -1 || true)
 if [ -z "$kernel" ]; then
-    pkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-cloud-amd64-unsigned$' | sort -V | tail -1 | cut -d' ' -f1)
-    [ -n "$pkg" ] || { echo "agent-vm: no Debian cloud kernel package in apt" >&2; exit 1; }
+    pkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-amd64-unsigned$' | sort -V | tail -1 | cut -d' ' -f1)
+    [ -n "$pkg" ] || { echo "agent-vm: no Debian amd64 kernel package in apt" >&2; exit 1; }
     echo "agent-vm: $pkg into $VM" >&2
     mkdir -p "$VM/deb"
     (cd "$VM/deb" && apt-get download -qq "$pkg" >&2)
     dpkg-deb -x "$VM"/deb/*.deb "$VM"
     rm -rf "$VM/deb"
-    kernel=$(ls "$VM"/boot/vmlinuz-* | sort -V | tail -1)
+    kernel=$(ls "$VM"/boot/vmlinuz-*-amd64 | grep -v -- '-cloud-' | sort -V | tail -1)
 fi
 version=${kernel##*/vmlinuz-}
 echo "export AGENT_QEMU_KERNEL=$kernel AGENT_QEMU_MODULES=$VM/lib/modules/$version"

@@ -46,7 +46,8 @@ pub struct Disk {
     pub health: Vec<(String, String)>,
 }
 
-fn is_virtual(name: &str) -> bool {
+/// True for block devices that are never physical disks (loop, dm, md, nbd, NVMe path nodes).
+pub fn is_virtual(name: &str) -> bool {
     VIRTUAL_PREFIXES.iter().any(|p| name.starts_with(p)) || is_nvme_path_device(name)
 }
 
@@ -165,66 +166,189 @@ fn nvme_controller(root: &Path, dir: &str) -> Option<String> {
         .find(|n| n.starts_with("nvme") && n[4..].chars().all(|c| c.is_ascii_digit()))
 }
 
+/// The fields of an NVMe SMART / Health Information log page (NVMe base spec, log 02h) that the
+/// inventory and the telemetry both use; `None` where a short page does not reach the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NvmeSmartLog {
+    /// Critical warning bit field (byte 0): spare low, temperature, reliability, read-only, ...
+    pub critical_warning: u8,
+    /// Composite temperature in kelvin (`None` when the page is short or reports 0).
+    pub temperature_k: Option<u16>,
+    /// Available spare, percent.
+    pub available_spare_pct: Option<u8>,
+    /// Available spare threshold, percent.
+    pub available_spare_threshold_pct: Option<u8>,
+    /// Vendor estimate of life used, percent (may exceed 100).
+    pub percentage_used: Option<u8>,
+    /// Data units read (thousands of 512-byte units).
+    pub data_units_read: Option<u128>,
+    /// Data units written.
+    pub data_units_written: Option<u128>,
+    /// Power cycles.
+    pub power_cycles: Option<u128>,
+    /// Power-on hours.
+    pub power_on_hours: Option<u128>,
+    /// Unsafe shutdowns.
+    pub unsafe_shutdowns: Option<u128>,
+    /// Unrecovered data integrity errors.
+    pub media_errors: Option<u128>,
+    /// Error log entries over the controller's life.
+    pub error_log_entries: Option<u128>,
+}
+
+impl NvmeSmartLog {
+    /// Decodes a log page; `None` for an empty buffer, any other length is read as far as it goes.
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        let &critical_warning = b.first()?;
+        let u16le = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+        let u128le = |o: usize| {
+            b.get(o..o + 16)
+                .and_then(|s| <[u8; 16]>::try_from(s).ok())
+                .map(u128::from_le_bytes)
+        };
+        Some(Self {
+            critical_warning,
+            temperature_k: u16le(1).filter(|k| *k > 0),
+            available_spare_pct: b.get(3).copied(),
+            available_spare_threshold_pct: b.get(4).copied(),
+            percentage_used: b.get(5).copied(),
+            data_units_read: u128le(32),
+            data_units_written: u128le(48),
+            power_cycles: u128le(112),
+            power_on_hours: u128le(128),
+            unsafe_shutdowns: u128le(144),
+            media_errors: u128le(160),
+            error_log_entries: u128le(176),
+        })
+    }
+
+    /// Composite temperature in degrees Celsius.
+    pub fn temperature_c(&self) -> Option<i32> {
+        self.temperature_k.map(|k| i32::from(k) - 273)
+    }
+
+    /// The page as the inventory's health facts (`health`, `temperature_c`, ...).
+    pub fn health_facts(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            (
+                "health".to_string(),
+                if self.critical_warning == 0 {
+                    "OK"
+                } else {
+                    "WARNING"
+                }
+                .to_string(),
+            ),
+            (
+                "critical_warning".to_string(),
+                format!("{:#04x}", self.critical_warning),
+            ),
+        ];
+        if let Some(t) = self.temperature_c() {
+            v.push(("temperature_c".to_string(), t.to_string()));
+        }
+        for (key, x) in [
+            ("available_spare_pct", self.available_spare_pct),
+            (
+                "available_spare_threshold_pct",
+                self.available_spare_threshold_pct,
+            ),
+            ("percentage_used", self.percentage_used),
+        ] {
+            if let Some(x) = x {
+                v.push((key.to_string(), x.to_string()));
+            }
+        }
+        for (key, x) in [
+            ("data_units_read", self.data_units_read),
+            ("data_units_written", self.data_units_written),
+            ("power_cycles", self.power_cycles),
+            ("power_on_hours", self.power_on_hours),
+            ("unsafe_shutdowns", self.unsafe_shutdowns),
+            ("media_errors", self.media_errors),
+            ("error_log_entries", self.error_log_entries),
+        ] {
+            if let Some(x) = x {
+                v.push((key.to_string(), x.to_string()));
+            }
+        }
+        v
+    }
+}
+
 /// Health facts from an NVMe SMART / Health Information log page (NVMe base spec, log 02h).
 pub fn parse_nvme_smart_log(b: &[u8]) -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    let Some(&warn) = b.first() else {
-        return v;
-    };
-    let u16le = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
-    let u128le = |o: usize| {
-        b.get(o..o + 16)
-            .and_then(|s| <[u8; 16]>::try_from(s).ok())
-            .map(u128::from_le_bytes)
-    };
-    v.push((
-        "health".to_string(),
-        if warn == 0 { "OK" } else { "WARNING" }.to_string(),
-    ));
-    v.push(("critical_warning".to_string(), format!("{warn:#04x}")));
-    if let Some(k) = u16le(1).filter(|k| *k > 0) {
-        v.push((
-            "temperature_c".to_string(),
-            (i32::from(k) - 273).to_string(),
-        ));
+    NvmeSmartLog::parse(b)
+        .map(|l| l.health_facts())
+        .unwrap_or_default()
+}
+
+/// Reads the SMART log of NVMe controller `ctrl` (`nvme0`) through `<root>/dev/<ctrl>` with the
+/// admin ioctl; needs root (CAP_SYS_ADMIN) and a real device node.
+pub fn read_nvme_smart_log(root: &Path, ctrl: &str) -> Result<NvmeSmartLog, fsutil::ReadError> {
+    let rel = format!("dev/{ctrl}");
+    let page = std::fs::File::open(fsutil::at(root, &rel))
+        .and_then(|f| sys::nvme_smart_log(&f))
+        .map_err(|e| fsutil::ReadError::new(&rel, e))?;
+    NvmeSmartLog::parse(&page)
+        .ok_or_else(|| fsutil::ReadError::new(&rel, std::io::Error::other("empty SMART log page")))
+}
+
+/// One NVMe controller as `/sys/class/nvme` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NvmeController {
+    /// Kernel name (`nvme0`); not stable across boots.
+    pub name: String,
+    /// Serial number, the inventory's identity for the disk.
+    pub serial: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// PCI address of the controller (`None` for fabrics controllers).
+    pub pci_address: Option<String>,
+}
+
+impl NvmeController {
+    /// The inventory component of the controller's (first) namespace: `disk:<serial>`.
+    pub fn component_id(&self) -> Option<String> {
+        self.serial.as_ref().map(|s| format!("disk:{s}"))
     }
-    for (key, off) in [
-        ("available_spare_pct", 3),
-        ("available_spare_threshold_pct", 4),
-        ("percentage_used", 5),
-    ] {
-        if let Some(x) = b.get(off) {
-            v.push((key.to_string(), x.to_string()));
-        }
+
+    /// A stable key for sensor ids: the serial, else the PCI address, else the kernel name.
+    pub fn stable_key(&self) -> String {
+        self.serial
+            .clone()
+            .or_else(|| self.pci_address.clone())
+            .unwrap_or_else(|| self.name.clone())
     }
-    for (key, off) in [
-        ("data_units_read", 32),
-        ("data_units_written", 48),
-        ("power_cycles", 112),
-        ("power_on_hours", 128),
-        ("unsafe_shutdowns", 144),
-        ("media_errors", 160),
-        ("error_log_entries", 176),
-    ] {
-        if let Some(x) = u128le(off) {
-            v.push((key.to_string(), x.to_string()));
-        }
-    }
-    v
+}
+
+/// Lists the NVMe controllers under `<root>/sys/class/nvme`.
+pub fn nvme_controllers(root: &Path) -> Result<Vec<NvmeController>, fsutil::ReadError> {
+    let base = "sys/class/nvme";
+    Ok(fsutil::list_dir(root, base)?
+        .into_iter()
+        .filter(|n| n.starts_with("nvme") && n[4..].chars().all(|c| c.is_ascii_digit()))
+        .map(|name| {
+            let dir = format!("{base}/{name}");
+            let dev = fsutil::device_path(root, &dir);
+            NvmeController {
+                serial: fsutil::attr(root, format!("{dir}/serial")),
+                model: fsutil::attr(root, format!("{dir}/model")),
+                pci_address: dev.as_deref().and_then(fsutil::pci_address_in),
+                name,
+            }
+        })
+        .collect())
 }
 
 fn nvme_health(root: &Path, live: bool, ctrl: &str, d: &mut Disk, errors: &mut Vec<String>) {
     if live {
-        let dev = fsutil::at(root, format!("dev/{ctrl}"));
-        match std::fs::File::open(&dev).and_then(|f| sys::nvme_smart_log(&f)) {
+        match read_nvme_smart_log(root, ctrl) {
             Ok(log) => {
-                d.health = parse_nvme_smart_log(&log);
+                d.health = log.health_facts();
                 return;
             }
-            Err(e) => errors.push(format!(
-                "NVMe health {ctrl}: {}",
-                fsutil::ReadError::new(format!("dev/{ctrl}"), e)
-            )),
+            Err(e) => errors.push(format!("NVMe health {ctrl}: {e}")),
         }
     }
     // Without the log page: the controller's hwmon temperature, readable by anyone.
@@ -355,6 +479,32 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Str
     reader
         .join()
         .map_err(|_| std::io::Error::other("reader thread failed"))
+}
+
+/// The inventory component id of block device `name` (`sda`, `nvme0n1`), as [`to_component`]
+/// names it, from sysfs alone (no ioctls); `None` for virtual or unknown devices.
+pub fn disk_component_id(root: &Path, name: &str) -> Option<String> {
+    if name.is_empty() || name.contains('/') || is_virtual(name) {
+        return None;
+    }
+    let dir = format!("sys/block/{name}");
+    if !fsutil::at(root, format!("{dir}/device")).exists() {
+        return None;
+    }
+    let a = |f: &str| fsutil::attr(root, format!("{dir}/{f}"));
+    let serial = a("device/serial").or_else(|| a("serial")).or_else(|| {
+        fsutil::read_bytes(root, format!("{dir}/device/vpd_pg80"))
+            .ok()
+            .flatten()
+            .and_then(|b| parse_vpd_pg80(&b))
+    });
+    let d = Disk {
+        name: name.to_string(),
+        nsid: a("nsid").and_then(|s| s.parse().ok()),
+        serial,
+        ..Disk::default()
+    };
+    Some(to_component(&d).component_id)
 }
 
 /// Reads the disks as components: `disk:<serial>` (plus `/ns<nsid>` for further namespaces),

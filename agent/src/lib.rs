@@ -6,6 +6,9 @@
 //! `errors`, and everything else is still reported. Every reader takes a root path, so tests point
 //! it at a fixture tree instead of `/`.
 //!
+//! [`collect_telemetry`] is the periodic counterpart: sensor readings (hwmon, EDAC counters, NVMe
+//! SMART) and new hardware error log entries (EDAC increases, kernel log), see [`telemetry`].
+//!
 //! Server identity (`server_id`): the SMBIOS system UUID in lowercase (from the raw table, else
 //! `/sys/class/dmi/id/product_uuid`), skipping the all-zero, all-`ff` and the well-known
 //! `03000200-0400-0500-0006-000700080009` placeholder UUIDs; else `machine-id:<id>` from
@@ -21,15 +24,20 @@ use automata_schemas::types::{
 
 pub mod block;
 pub mod cpu;
+pub mod edac;
 pub mod fsutil;
+pub mod hwmon;
 pub mod ipmi;
+pub mod mce;
 pub mod net;
 pub mod pci;
 pub mod smbios;
 mod sys;
+pub mod telemetry;
 pub mod tpm;
 
 pub use fsutil::ReadError;
+pub use telemetry::{TelemetrySample, TelemetryState, collect_telemetry};
 
 /// What [`collect`] reads and how; `Default` reads the running system.
 #[derive(Debug, Clone, PartialEq, Eq)]
