@@ -17,6 +17,8 @@
 //!   a storm of correctable errors is one change); a later informational entry about the same
 //!   component or sensor clears it, and so does [`HealthConfig::log_hold_secs`] without a new
 //!   entry. Entries made longer than the hold before they were read are history, not judged;
+//! - the server's TPM identity (`tpm.registrations`), as component `tpm`: critical while an EK
+//!   change awaits an operator's approval, a warning when enrollment was rejected;
 //! - the server itself (component null, key `server_id/`): the worst of its subjects.
 //!
 //! Hysteresis: a worse state is entered as soon as a reading crosses its threshold (at or
@@ -35,16 +37,18 @@ use std::collections::{BTreeMap, HashMap};
 
 use automata_log::{ConsumedRecord, Record};
 use automata_schemas::catalog::{
-    HEALTH_EVENTS, HEALTH_STATE, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS, TELEMETRY_READINGS, TopicSpec,
-    topic,
+    HEALTH_EVENTS, HEALTH_STATE, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS, TELEMETRY_READINGS,
+    TPM_REGISTRATIONS,
 };
 use automata_schemas::types::{
     Component, ComponentKind, Evidence, HardwareLogEntry, Health, HealthEvent, HealthState,
     InventorySnapshot, InventorySource, LogSeverity, SensorKind, TelemetryReading, Thresholds,
+    TpmRegistration, TpmStatus,
 };
-use automata_schemas::{SchemaIds, decode, encode};
+use automata_schemas::{SchemaIds, encode};
 use serde::{Deserialize, Serialize};
 
+use crate::codec::RecordCodec;
 use crate::runtime::{Processor, Rejection};
 
 /// Prefix of the component id a sensor's health is tracked under (`sensor:<sensor_id>`).
@@ -52,6 +56,9 @@ pub const SENSOR_PREFIX: &str = "sensor:";
 
 /// Prefix of the subject a log's problems are tracked under (`log:<component, sensor or log>`).
 pub const LOG_PREFIX: &str = "log:";
+
+/// The subject a server's TPM registration is judged under.
+pub const TPM_SUBJECT: &str = "tpm";
 
 /// Pseudo-source of an inventory verdict restored without knowing which collector made it.
 const RESTORED: &str = "restored";
@@ -170,7 +177,7 @@ struct ServerHealth {
 
 /// Health per sensor, component and server, emitted when it changes.
 pub struct HealthProcessor {
-    ids: SchemaIds,
+    codec: RecordCodec,
     cfg: HealthConfig,
     /// Each override's sensor-name glob, compiled once.
     override_globs: Vec<Option<glob::Pattern>>,
@@ -197,7 +204,7 @@ impl HealthProcessor {
             .map(|o| o.sensor.as_deref().map(compile_glob))
             .collect();
         HealthProcessor {
-            ids,
+            codec: RecordCodec::new(ids),
             cfg,
             override_globs,
             servers: HashMap::new(),
@@ -212,29 +219,6 @@ impl HealthProcessor {
             None => s.rollup.as_ref().map(|v| v.health),
             Some(c) => s.subjects.get(c)?.current.as_ref().map(|v| v.health),
         }
-    }
-
-    fn spec(&self, name: &'static str) -> Result<(&'static TopicSpec, u32), Rejection> {
-        let spec = topic(name).ok_or_else(|| Rejection(format!("no topic spec for {name}")))?;
-        let id = self
-            .ids
-            .get(name)
-            .ok_or_else(|| Rejection(format!("no registered schema for {name}")))?;
-        Ok((spec, id))
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &'static str,
-        r: &ConsumedRecord,
-    ) -> Result<T, Rejection> {
-        let (spec, id) = self.spec(name)?;
-        let value = r
-            .record
-            .value
-            .as_deref()
-            .ok_or_else(|| Rejection("record has no value".into()))?;
-        decode(spec, id, value).map_err(|e| Rejection(format!("cannot decode {name}: {e}")))
     }
 
     /// The BMC's thresholds with every matching override applied, if any threshold is left.
@@ -465,6 +449,62 @@ impl HealthProcessor {
         changes
     }
 
+    /// Judges a server's TPM registration: a pending EK change is critical (the machine may not
+    /// be the one that was registered), a rejected enrollment a warning.
+    fn on_tpm(&mut self, reg: TpmRegistration, at: i64) -> Vec<Change> {
+        let (health, classification, message) = match reg.status {
+            TpmStatus::Pending => return Vec::new(),
+            TpmStatus::Verified => (Health::Ok, "", "TPM identity verified".to_string()),
+            TpmStatus::Rejected => (Health::Warning, "tpm-unverified", reg.reason.clone()),
+            TpmStatus::EkChangedAwaitingApproval => {
+                (Health::Critical, "tpm-ek-changed", reg.reason.clone())
+            }
+        };
+        let server = self.servers.entry(reg.server_id.clone()).or_default();
+        let subject = server.subjects.entry(TPM_SUBJECT.to_string()).or_default();
+        let previous = subject
+            .current
+            .as_ref()
+            .map_or(Health::Unknown, |v| v.health);
+        if subject.current.is_some() && previous == health {
+            return Vec::new();
+        }
+        let v = Verdict {
+            health,
+            classification: classification.into(),
+            message,
+            evidence: vec![Evidence {
+                kind: "tpm".into(),
+                detail: format!(
+                    "EK {} ({} certificate){}",
+                    reg.ek_fingerprint.get(..16).unwrap_or(&reg.ek_fingerprint),
+                    if reg.certificate_status.is_empty() {
+                        "unchecked"
+                    } else {
+                        &reg.certificate_status
+                    },
+                    reg.previous_ek_fingerprint
+                        .as_deref()
+                        .map(|p| format!(", replacing {}", p.get(..16).unwrap_or(p)))
+                        .unwrap_or_default()
+                ),
+                observed_at: at,
+            }],
+            since: at,
+        };
+        let event_classification = event_class(subject.current.as_ref(), &v);
+        subject.current = Some(v.clone());
+        let mut changes = vec![Change {
+            server_id: reg.server_id.clone(),
+            component_id: Some(TPM_SUBJECT.to_string()),
+            previous,
+            verdict: v,
+            event_classification,
+        }];
+        changes.extend(rollup(&reg.server_id, server, at));
+        changes
+    }
+
     fn on_snapshot(&mut self, snap: InventorySnapshot) -> Vec<Change> {
         let source = source_name(snap.source);
         let at_key = format!("{}/{source}", snap.server_id);
@@ -521,8 +561,8 @@ impl HealthProcessor {
         if changes.is_empty() {
             return Ok(());
         }
-        let (ev_spec, ev_id) = self.spec(HEALTH_EVENTS)?;
-        let (st_spec, st_id) = self.spec(HEALTH_STATE)?;
+        let (ev_spec, ev_id) = self.codec.spec(HEALTH_EVENTS)?;
+        let (st_spec, st_id) = self.codec.spec(HEALTH_STATE)?;
         for c in changes {
             let v = c.verdict;
             let baseline_ok = c.previous == Health::Unknown && v.health == Health::Ok;
@@ -598,11 +638,7 @@ fn rollup(server_id: &str, server: &mut ServerHealth, at: i64) -> Option<Change>
         .filter_map(|(k, s)| Some((k, s.current.as_ref()?)))
         .collect();
     // Worst first, then by id: a deterministic cause.
-    judged.sort_by(|a, b| {
-        b.1.health
-            .cmp(&a.1.health)
-            .then(a.0.cmp(b.0))
-    });
+    judged.sort_by(|a, b| b.1.health.cmp(&a.1.health).then(a.0.cmp(b.0)));
     let (worst_id, worst) = *judged.first()?;
     let previous = server.rollup.as_ref().map_or(Health::Unknown, |v| v.health);
     if server.rollup.is_some() && worst.health == previous {
@@ -886,7 +922,13 @@ fn classify_log(e: &HardwareLogEntry) -> &'static str {
         "fan-failure"
     } else if has(&["temperature", "thermal", "overheat", "temp"]) {
         "overtemperature"
-    } else if has(&["power supply", "psu", "powersupply", "ac lost", "input lost"]) {
+    } else if has(&[
+        "power supply",
+        "psu",
+        "powersupply",
+        "ac lost",
+        "input lost",
+    ]) {
         "psu-failure"
     } else if has(&["drive", "disk", "nvme", "smart", "i/o error", "storage"]) {
         "disk-failure"
@@ -978,7 +1020,12 @@ impl Processor for HealthProcessor {
     }
 
     fn inputs(&self) -> Vec<&'static str> {
-        vec![TELEMETRY_READINGS, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS]
+        vec![
+            TELEMETRY_READINGS,
+            INVENTORY_SNAPSHOTS,
+            TELEMETRY_LOGS,
+            TPM_REGISTRATIONS,
+        ]
     }
 
     fn changelog(&self) -> Option<&'static str> {
@@ -1007,7 +1054,7 @@ impl Processor for HealthProcessor {
             }
             return;
         }
-        let st: HealthState = match self.decode(HEALTH_STATE, r) {
+        let st: HealthState = match self.codec.decode(HEALTH_STATE, r) {
             Ok(s) => s,
             Err(Rejection(e)) => {
                 tracing::warn!(offset = r.offset, error = %e, "skipping an unreadable health.state record");
@@ -1051,20 +1098,25 @@ impl Processor for HealthProcessor {
         out: &mut Vec<(String, Record)>,
     ) -> Result<(), Rejection> {
         // Checked before any state changes, so a record is either applied and published or not.
-        self.spec(HEALTH_EVENTS)?;
-        self.spec(HEALTH_STATE)?;
+        self.codec.spec(HEALTH_EVENTS)?;
+        self.codec.spec(HEALTH_STATE)?;
         let changes = match r.topic.as_str() {
             TELEMETRY_READINGS => {
-                let t: TelemetryReading = self.decode(TELEMETRY_READINGS, r)?;
+                let t: TelemetryReading = self.codec.decode(TELEMETRY_READINGS, r)?;
                 self.on_reading(t)
             }
             INVENTORY_SNAPSHOTS => {
-                let s: InventorySnapshot = self.decode(INVENTORY_SNAPSHOTS, r)?;
+                let s: InventorySnapshot = self.codec.decode(INVENTORY_SNAPSHOTS, r)?;
                 self.on_snapshot(s)
             }
             TELEMETRY_LOGS => {
-                let e: HardwareLogEntry = self.decode(TELEMETRY_LOGS, r)?;
+                let e: HardwareLogEntry = self.codec.decode(TELEMETRY_LOGS, r)?;
                 self.on_log(e)
+            }
+            TPM_REGISTRATIONS => {
+                let reg: TpmRegistration = self.codec.decode(TPM_REGISTRATIONS, r)?;
+                let at = reg.attempted_at.or(r.record.timestamp_ms).unwrap_or_default();
+                self.on_tpm(reg, at)
             }
             other => return Err(Rejection(format!("unexpected topic {other}"))),
         };

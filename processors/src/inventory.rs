@@ -10,17 +10,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use automata_log::{ConsumedRecord, Record};
-use automata_schemas::catalog::{
-    INVENTORY_CHANGES, INVENTORY_LATEST, INVENTORY_SNAPSHOTS, TopicSpec, topic,
-};
+use automata_schemas::catalog::{INVENTORY_CHANGES, INVENTORY_LATEST, INVENTORY_SNAPSHOTS};
 use automata_schemas::types::{ChangeKind, Component, ComponentChange, InventorySnapshot};
 use automata_schemas::{SchemaIds, decode, encode};
 
+use crate::codec::RecordCodec;
 use crate::runtime::{Processor, Rejection};
 
 /// Latest inventory per `server_id/source`, and the changes between snapshots.
 pub struct InventoryProcessor {
-    ids: SchemaIds,
+    codec: RecordCodec,
     latest: HashMap<String, InventorySnapshot>,
 }
 
@@ -37,18 +36,9 @@ impl InventoryProcessor {
     /// A processor that reads and writes with the registered schema `ids`.
     pub fn new(ids: SchemaIds) -> Self {
         InventoryProcessor {
-            ids,
+            codec: RecordCodec::new(ids),
             latest: HashMap::new(),
         }
-    }
-
-    fn spec(&self, name: &'static str) -> Result<(&'static TopicSpec, u32), Rejection> {
-        let spec = topic(name).ok_or_else(|| Rejection(format!("no topic spec for {name}")))?;
-        let id = self
-            .ids
-            .get(name)
-            .ok_or_else(|| Rejection(format!("no registered schema for {name}")))?;
-        Ok((spec, id))
     }
 }
 
@@ -162,7 +152,7 @@ impl Processor for InventoryProcessor {
             self.latest.remove(&key);
             return;
         };
-        let Ok((spec, id)) = self.spec(INVENTORY_LATEST) else {
+        let Ok((spec, id)) = self.codec.spec(INVENTORY_LATEST) else {
             return;
         };
         match decode::<InventorySnapshot>(spec, id, value) {
@@ -180,7 +170,7 @@ impl Processor for InventoryProcessor {
         r: &ConsumedRecord,
         out: &mut Vec<(String, Record)>,
     ) -> Result<(), Rejection> {
-        let (in_spec, in_id) = self.spec(INVENTORY_SNAPSHOTS)?;
+        let (in_spec, in_id) = self.codec.spec(INVENTORY_SNAPSHOTS)?;
         let value = r
             .record
             .value
@@ -197,7 +187,7 @@ impl Processor for InventoryProcessor {
             Some(prev) => diff(prev, &mut snap),
             None => Vec::new(),
         };
-        let (ch_spec, ch_id) = self.spec(INVENTORY_CHANGES)?;
+        let (ch_spec, ch_id) = self.codec.spec(INVENTORY_CHANGES)?;
         for c in &changes {
             let bytes = encode(ch_spec, ch_id, c)
                 .map_err(|e| Rejection(format!("cannot encode a change: {e}")))?;
@@ -206,7 +196,7 @@ impl Processor for InventoryProcessor {
                 Record::new(c.server_id.clone(), bytes).with_timestamp(c.detected_at),
             ));
         }
-        let (l_spec, l_id) = self.spec(INVENTORY_LATEST)?;
+        let (l_spec, l_id) = self.codec.spec(INVENTORY_LATEST)?;
         let bytes = encode(l_spec, l_id, &snap)
             .map_err(|e| Rejection(format!("cannot encode the inventory: {e}")))?;
         out.push((

@@ -4,17 +4,16 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automata_log::{ConsumedRecord, Record};
-use automata_schemas::catalog::{
-    INVENTORY_SNAPSHOTS, SERVERS_STATE, TELEMETRY_READINGS, TopicSpec, topic,
-};
+use automata_schemas::catalog::{INVENTORY_SNAPSHOTS, SERVERS_STATE, TELEMETRY_READINGS};
 use automata_schemas::types::{InventorySnapshot, ServerState, TelemetryReading};
-use automata_schemas::{SchemaIds, decode, encode};
+use automata_schemas::{SchemaIds, encode};
 
+use crate::codec::RecordCodec;
 use crate::runtime::{Processor, Rejection};
 
 /// Latest state per server, emitted at most once per server per batch.
 pub struct ServerStateProcessor {
-    ids: SchemaIds,
+    codec: RecordCodec,
     servers: HashMap<String, ServerState>,
     dirty: BTreeSet<String>,
 }
@@ -23,7 +22,7 @@ impl ServerStateProcessor {
     /// A processor that reads and writes with the registered schema `ids`.
     pub fn new(ids: SchemaIds) -> Self {
         ServerStateProcessor {
-            ids,
+            codec: RecordCodec::new(ids),
             servers: HashMap::new(),
             dirty: BTreeSet::new(),
         }
@@ -32,29 +31,6 @@ impl ServerStateProcessor {
     /// The state held now (for tests and diagnostics).
     pub fn state(&self, server_id: &str) -> Option<&ServerState> {
         self.servers.get(server_id)
-    }
-
-    fn spec(&self, name: &'static str) -> Result<(&'static TopicSpec, u32), Rejection> {
-        let spec = topic(name).ok_or_else(|| Rejection(format!("no topic spec for {name}")))?;
-        let id = self
-            .ids
-            .get(name)
-            .ok_or_else(|| Rejection(format!("no registered schema for {name}")))?;
-        Ok((spec, id))
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &'static str,
-        r: &ConsumedRecord,
-    ) -> Result<T, Rejection> {
-        let (spec, id) = self.spec(name)?;
-        let value = r
-            .record
-            .value
-            .as_deref()
-            .ok_or_else(|| Rejection("record has no value".into()))?;
-        decode(spec, id, value).map_err(|e| Rejection(format!("cannot decode {name}: {e}")))
     }
 
     fn entry(&mut self, server_id: &str) -> &mut ServerState {
@@ -93,7 +69,7 @@ impl Processor for ServerStateProcessor {
             self.servers.remove(&key);
             return;
         }
-        match self.decode::<ServerState>(SERVERS_STATE, r) {
+        match self.codec.decode::<ServerState>(SERVERS_STATE, r) {
             Ok(s) => {
                 self.servers.insert(key, s);
             }
@@ -110,7 +86,7 @@ impl Processor for ServerStateProcessor {
     ) -> Result<(), Rejection> {
         match r.topic.as_str() {
             TELEMETRY_READINGS => {
-                let t: TelemetryReading = self.decode(TELEMETRY_READINGS, r)?;
+                let t: TelemetryReading = self.codec.decode(TELEMETRY_READINGS, r)?;
                 let s = self.entry(&t.server_id);
                 s.last_seen = s.last_seen.max(t.timestamp);
                 s.last_telemetry_at = Some(s.last_telemetry_at.unwrap_or(0).max(t.timestamp));
@@ -120,7 +96,7 @@ impl Processor for ServerStateProcessor {
                 self.dirty.insert(id);
             }
             INVENTORY_SNAPSHOTS => {
-                let inv: InventorySnapshot = self.decode(INVENTORY_SNAPSHOTS, r)?;
+                let inv: InventorySnapshot = self.codec.decode(INVENTORY_SNAPSHOTS, r)?;
                 let s = self.entry(&inv.server_id);
                 s.last_seen = s.last_seen.max(inv.collected_at);
                 s.last_inventory_at = Some(inv.collected_at);
@@ -161,7 +137,7 @@ impl Processor for ServerStateProcessor {
     }
 
     fn end_batch(&mut self, out: &mut Vec<(String, Record)>) {
-        let Ok((spec, id)) = self.spec(SERVERS_STATE) else {
+        let Ok((spec, id)) = self.codec.spec(SERVERS_STATE) else {
             tracing::error!("no registered schema for servers.state: state not published");
             return;
         };

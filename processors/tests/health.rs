@@ -559,29 +559,54 @@ fn sel(id: u32, at_s: i64, severity: LogSeverity, message: &str) -> HardwareLogE
 fn a_storm_of_log_entries_is_one_change_and_an_escalation_another() {
     let mut h = Harness::new(HealthConfig::default());
     for i in 0..50 {
-        h.log(&sel(i, i64::from(i), LogSeverity::Warning, "Correctable ECC on DIMM A1"));
+        h.log(&sel(
+            i,
+            i64::from(i),
+            LogSeverity::Warning,
+            "Correctable ECC on DIMM A1",
+        ));
     }
     let comp = h.events_for(Some("log:dimm:A1"));
     assert_eq!(comp.len(), 1, "{comp:?}");
     assert_eq!(comp[0].health, Health::Warning);
     assert_eq!(comp[0].classification, "memory-errors");
-    assert!(comp[0].evidence[0].detail.contains("SEL #0"), "{:?}", comp[0].evidence);
+    assert!(
+        comp[0].evidence[0].detail.contains("SEL #0"),
+        "{:?}",
+        comp[0].evidence
+    );
     assert_eq!(h.events_for(None).len(), 1);
     h.clear();
 
-    h.log(&sel(50, 60, LogSeverity::Critical, "Uncorrectable ECC on DIMM A1"));
+    h.log(&sel(
+        50,
+        60,
+        LogSeverity::Critical,
+        "Uncorrectable ECC on DIMM A1",
+    ));
     let comp = h.events_for(Some("log:dimm:A1"));
     assert_eq!(comp.len(), 1);
-    assert_eq!((comp[0].previous, comp[0].health), (Health::Warning, Health::Critical));
+    assert_eq!(
+        (comp[0].previous, comp[0].health),
+        (Health::Warning, Health::Critical)
+    );
     assert_eq!(h.events_for(None).len(), 1, "the server escalates once");
     h.clear();
 
     // An informational entry about the same DIMM clears it.
-    h.log(&sel(51, 120, LogSeverity::Info, "DIMM A1 returned to normal"));
+    h.log(&sel(
+        51,
+        120,
+        LogSeverity::Info,
+        "DIMM A1 returned to normal",
+    ));
     let comp = h.events_for(Some("log:dimm:A1"));
     assert_eq!(comp.len(), 1);
     assert_eq!(comp[0].health, Health::Ok);
-    assert_eq!(comp[0].classification, "memory-errors", "a recovery keeps its class");
+    assert_eq!(
+        comp[0].classification, "memory-errors",
+        "a recovery keeps its class"
+    );
 }
 
 #[test]

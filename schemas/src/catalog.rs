@@ -32,6 +32,8 @@ pub const COMMANDS_REQUESTS: &str = "commands.requests";
 pub const COMMANDS_RESULTS: &str = "commands.results";
 /// Topic of workflow steps.
 pub const WORKFLOWS_EVENTS: &str = "workflows.events";
+/// Every TPM enrollment outcome and operator approval, from the API (the TPM processor's input).
+pub const TPM_ENROLLMENTS: &str = "tpm.enrollments";
 /// Compacted topic of TPM registrations.
 pub const TPM_REGISTRATIONS: &str = "tpm.registrations";
 /// Topic of benchmark figures.
@@ -165,6 +167,14 @@ static TOPICS: &[TopicSpec] = &[
         "workflow_id",
         false,
         6,
+        None
+    ),
+    avro!(
+        TPM_ENROLLMENTS,
+        "TpmRegistration",
+        "server_id",
+        false,
+        3,
         None
     ),
     avro!(

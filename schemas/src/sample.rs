@@ -42,6 +42,46 @@ mod tests {
     use crate::types::{InventorySnapshot, ServerState};
 
     #[test]
+    fn tpm_registrations_and_log_entries_round_trip() {
+        use crate::catalog::{TELEMETRY_LOGS, TPM_ENROLLMENTS};
+        use crate::codec::encode;
+        use crate::types::{HardwareLogEntry, LogSeverity, TpmRegistration, TpmStatus};
+        let reg = TpmRegistration {
+            server_id: "srv-1".into(),
+            ek_fingerprint: "ab".repeat(32),
+            ek_certificate_der: Some(vec![0x30, 0x82, 0, 1]),
+            ak_name: "000b".into(),
+            ak_public: vec![0, 1, 2, 255],
+            status: TpmStatus::EkChangedAwaitingApproval,
+            ek_public: None,
+            certificate_status: "trusted".into(),
+            attempted_at: Some(1),
+            ..Default::default()
+        };
+        let spec = topic(TPM_ENROLLMENTS).expect("topic");
+        let bytes = encode(spec, 9, &reg).expect("encode");
+        let back: TpmRegistration = decode(spec, 9, &bytes).expect("decode");
+        assert_eq!(back, reg);
+        let entry = HardwareLogEntry {
+            server_id: "srv-1".into(),
+            log_id: "ipmi:sel".into(),
+            entry_id: "0x0012".into(),
+            created: 5,
+            observed_at: 6,
+            severity: LogSeverity::Critical,
+            message: "Fan #0x30 | Lower Critical going low | Asserted".into(),
+            message_id: None,
+            component_id: Some("fan:1".into()),
+            sensor_id: None,
+            source: "ipmi".into(),
+        };
+        let spec = topic(TELEMETRY_LOGS).expect("topic");
+        let back: HardwareLogEntry =
+            decode(spec, 9, &encode(spec, 9, &entry).expect("encode")).expect("decode");
+        assert_eq!(back, entry);
+    }
+
+    #[test]
     fn telemetry_round_trips_at_a_compact_size() {
         let bytes = telemetry_reading_bytes("srv-00001", 3).expect("encode");
         assert!((150..=220).contains(&bytes.len()), "{} bytes", bytes.len());

@@ -123,6 +123,61 @@ pub struct HardwareLogEntry {
     pub source: String,
 }
 
+/// Where a server's TPM registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TpmStatus {
+    /// Not decided yet.
+    #[default]
+    Pending,
+    /// EK certificate trusted and the AK proven to live on that TPM.
+    Verified,
+    /// The enrollment failed; `reason` says why.
+    Rejected,
+    /// A verified server came back with another EK: waits for `tpm approve`.
+    EkChangedAwaitingApproval,
+}
+
+/// A server's TPM keys and their verification (`tpm.enrollments`, `tpm.registrations`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TpmRegistration {
+    /// Server identity.
+    pub server_id: String,
+    /// SHA-256 of the EK's SubjectPublicKeyInfo, hex.
+    pub ek_fingerprint: String,
+    /// EK certificate, DER.
+    #[serde(with = "apache_avro::serde::bytes_opt", default)]
+    pub ek_certificate_der: Option<Vec<u8>>,
+    /// EK certificate issuer.
+    pub ek_issuer: Option<String>,
+    /// TPM manufacturer.
+    pub manufacturer: Option<String>,
+    /// TPM firmware version.
+    pub firmware_version: Option<String>,
+    /// AK name, hex.
+    pub ak_name: String,
+    /// AK public area (TPM2B_PUBLIC).
+    #[serde(with = "apache_avro::serde::bytes")]
+    pub ak_public: Vec<u8>,
+    /// Status.
+    pub status: TpmStatus,
+    /// Why rejected or pending.
+    pub reason: String,
+    /// When verified, ms since the epoch.
+    pub verified_at: Option<i64>,
+    /// Operator who approved an EK change.
+    pub approved_by: Option<String>,
+    /// EK public area (TPM2B_PUBLIC).
+    #[serde(with = "apache_avro::serde::bytes_opt", default)]
+    pub ek_public: Option<Vec<u8>>,
+    /// The EK certificate's verdict: trusted, untrusted, malformed, missing.
+    pub certificate_status: String,
+    /// The verified EK this one replaces.
+    pub previous_ek_fingerprint: Option<String>,
+    /// When the enrollment or approval behind this record was made, ms since the epoch.
+    pub attempted_at: Option<i64>,
+}
+
 /// Latest known state of one server (`servers.state`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ServerState {
