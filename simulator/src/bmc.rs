@@ -5,12 +5,14 @@
 //! on it and replies into responses. The fleet's ticker advances each BMC once a second.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use crate::FleetShared;
+use crate::events::{EventHub, SSE_URI};
 use crate::faults::{FaultKind, FaultSpec, GroundTruth};
 use crate::identity::{Identity, mix, unit};
 use crate::mockup::{Mockup, ROOT, type_name};
@@ -280,6 +282,10 @@ pub struct Bmc {
     layout: Arc<Layout>,
     state: Mutex<State>,
     fleet: Arc<FleetShared>,
+    /// Every new log entry as an SSE event (kept apart from the state: streams never lock it).
+    events: EventHub,
+    /// List log entries newest first, as some BMCs (Dell) do.
+    log_newest_first: AtomicBool,
 }
 
 fn now_rfc3339() -> String {
@@ -346,7 +352,24 @@ impl Bmc {
             }),
             layout,
             fleet,
+            events: EventHub::default(),
+            log_newest_first: AtomicBool::new(false),
         }
+    }
+
+    /// The event fan-out behind `EventService/SSE`.
+    pub fn events(&self) -> &EventHub {
+        &self.events
+    }
+
+    /// Lists log entries newest first (as Dell's iDRAC does) or oldest first (the default).
+    pub fn set_log_newest_first(&self, newest_first: bool) {
+        self.log_newest_first.store(newest_first, Ordering::Relaxed);
+    }
+
+    /// Whether the fleet is stopping (long-lived responses end then).
+    pub fn stopping(&self) -> tokio_util::sync::CancellationToken {
+        self.fleet.stop.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -556,6 +579,9 @@ impl Bmc {
             Some("UpdateService") => {
                 v["MultipartHttpPushUri"] = json!(MULTIPART_PUSH);
             }
+            Some("EventService") => {
+                v["ServerSentEventUri"] = json!(SSE_URI);
+            }
             _ => {}
         }
         if uri == SESSIONS {
@@ -582,7 +608,10 @@ impl Bmc {
             && uri == entries
         {
             // Log entry collections are auto-expanded: members are the entries themselves.
-            let members: Vec<Value> = st.log.iter().cloned().collect();
+            let mut members: Vec<Value> = st.log.iter().cloned().collect();
+            if self.log_newest_first.load(Ordering::Relaxed) {
+                members.reverse();
+            }
             set_members(&mut v, members);
         } else if uri == REGISTRIES
             && let Some(r) = &l.registry
@@ -765,6 +794,8 @@ impl Bmc {
                 let mut st = self.lock();
                 if self.layout.log.as_ref().is_some_and(|(s, _)| s == resource) {
                     st.log.clear();
+                    // Record ids start again after a clear, as in an IPMI SEL.
+                    st.next_log = 1;
                 }
                 Reply::no_content()
             }
@@ -884,6 +915,8 @@ impl Bmc {
         }
         let mut st = self.lock();
         st.sessions.clear();
+        // A restarting BMC drops its event streams; clients reconnect.
+        self.events.drop_streams();
         let bmc_fw: Vec<String> = st
             .staged
             .keys()
@@ -1605,6 +1638,7 @@ impl Bmc {
             let o = origin.split('#').next().unwrap_or(origin);
             e["Links"] = json!({"OriginOfCondition": {"@odata.id": o}});
         }
+        self.events.publish(&e);
         st.log.push_back(e);
         while st.log.len() > LOG_CAPACITY {
             st.log.pop_front();

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::bmc::{Bmc, MULTIPART_PUSH, Reply, Responsiveness};
+use crate::events::SSE_URI;
 use crate::mockup::ROOT;
 
 /// Largest JSON body accepted.
@@ -108,6 +109,9 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
             false,
         );
     }
+    if method == Method::GET && path == SSE_URI {
+        return sse(&bmc, req.headers());
+    }
     let reply = match method {
         Method::GET | Method::HEAD => return get(&bmc, &path, skip, method == Method::HEAD),
         Method::PATCH => match json_body(req).await {
@@ -137,6 +141,25 @@ async fn handle(State(bmc): State<Arc<Bmc>>, req: Request) -> Response {
         ),
     };
     respond(reply, false)
+}
+
+/// `GET EventService/SSE`: the BMC's events as a Server-Sent Events stream, resumed after
+/// `Last-Event-ID` when the client sends one.
+fn sse(bmc: &Bmc, headers: &HeaderMap) -> Response {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = Body::from_stream(bmc.events().stream(last, bmc.stopping()));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("odata-version", HeaderValue::from_static("4.0"));
+    resp
 }
 
 fn http_push_uri(bmc: &Bmc) -> Option<String> {

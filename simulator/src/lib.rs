@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod bmc;
 pub mod control;
+pub mod events;
 pub mod faults;
 pub mod http;
 pub mod identity;
@@ -202,6 +203,8 @@ pub struct FleetShared {
     truth: Mutex<Vec<GroundTruth>>,
     truth_file: Option<Mutex<std::fs::File>>,
     next_truth: AtomicU64,
+    /// Cancelled when the fleet stops: long-lived responses (event streams) end then.
+    stop: CancellationToken,
 }
 
 impl FleetShared {
@@ -309,14 +312,15 @@ impl Fleet {
             .iter()
             .map(|m| Arc::new(Layout::new(m.clone())))
             .collect();
+        let shutdown = CancellationToken::new();
         let shared = Arc::new(FleetShared {
             config: config.clone(),
             http,
             truth: Mutex::new(Vec::new()),
             truth_file,
             next_truth: AtomicU64::new(0),
+            stop: shutdown.clone(),
         });
-        let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut bmcs = Vec::with_capacity(config.servers);
         let mut endpoints = Vec::with_capacity(config.servers);

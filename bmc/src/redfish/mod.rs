@@ -7,7 +7,9 @@
 //! ([`inventory`]); the transport below (sessions, paging, `$expand`, pinning, retries) is what
 //! both collectors and command executors need.
 
+pub mod events;
 pub mod inventory;
+pub mod logs;
 pub mod oem;
 pub mod telemetry;
 
@@ -269,6 +271,70 @@ impl RedfishClient {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Opens a long-lived GET (a Server-Sent Events stream) with this client's auth and TLS;
+    /// the caller reads the body as it comes. The response head must come within the usual
+    /// timeout; `lifetime` then bounds the body (the usual timeout would cut the stream). The
+    /// concurrency permit is held only while connecting.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        lifetime: Duration,
+    ) -> Result<reqwest::Response, BmcError> {
+        let url = self.url(path)?;
+        let mut relogged = false;
+        loop {
+            let mut req = self.http.get(url.clone()).timeout(lifetime);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req = self.authorise(req).await?;
+            let resp = {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|_| BmcError::Client("client closed".into()))?;
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                tokio::time::timeout(self.opts.timeout, req.send())
+                    .await
+                    .map_err(|_| BmcError::Timeout {
+                        url: url.to_string(),
+                        secs: self.opts.timeout.as_secs_f64(),
+                    })?
+                    .map_err(|e| self.transport_error(&url, &e))?
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+                && !relogged
+                && self.had_session().await
+            {
+                relogged = true;
+                *self.auth.lock().await = Auth::Unknown;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(BmcError::Auth {
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                });
+            }
+            let body = tokio::time::timeout(self.opts.timeout, self.read_body(&url, resp))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(BmcError::Http {
+                url: url.to_string(),
+                status: status.as_u16(),
+                message: redfish_message(&body),
+            });
         }
     }
 
