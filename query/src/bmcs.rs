@@ -110,7 +110,8 @@ fn view(e: BmcEntry, board: &StatusBoard) -> BmcView {
     }
 }
 
-fn caller(peer: Option<&ConnectInfo<SocketAddr>>) -> String {
+/// Who made a request, for the audit log: the peer's address (or `in-process`).
+pub(crate) fn caller(peer: Option<&ConnectInfo<SocketAddr>>) -> String {
     peer.map(|ConnectInfo(a)| a.to_string())
         .unwrap_or_else(|| "in-process".into())
 }

@@ -28,6 +28,7 @@ mod http_metrics;
 pub mod registry;
 mod service;
 pub mod sql;
+pub mod tpm;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

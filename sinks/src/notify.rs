@@ -352,8 +352,12 @@ impl NotifySink {
                 None => None,
                 Some(e) => Some(mailer(e, timeout).map_err(err)?),
             };
-            let servers = glob::Pattern::new(&route.servers)
-                .map_err(|e| err(format!("servers {:?} is not a valid glob: {e}", route.servers)))?;
+            let servers = glob::Pattern::new(&route.servers).map_err(|e| {
+                err(format!(
+                    "servers {:?} is not a valid glob: {e}",
+                    route.servers
+                ))
+            })?;
             routes.push(RouteState {
                 servers,
                 route: route.clone(),

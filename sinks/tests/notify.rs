@@ -439,7 +439,10 @@ async fn the_default_scope_sends_the_server_change_not_each_component() {
     let at = now_ms();
     let mut server = event("srv-9", "x", Health::Critical, at);
     server.component_id = None;
-    let batch = records(&[event("srv-9", "sensor:fan2", Health::Critical, at), server], 0);
+    let batch = records(
+        &[event("srv-9", "sensor:fan2", Health::Critical, at), server],
+        0,
+    );
     sink.write(&batch).await.expect("write");
     let hooks = hits.on("/hook/scoped");
     assert_eq!(hooks.len(), 1, "{hooks:?}");
@@ -448,5 +451,8 @@ async fn the_default_scope_sends_the_server_change_not_each_component() {
     let mut bad = route("bad-glob");
     bad.servers = "rack-[".into();
     let refused = NotifySink::new(ids(), config(vec![bad]));
-    assert!(refused.is_err(), "an invalid server glob is a configuration error");
+    assert!(
+        refused.is_err(),
+        "an invalid server glob is a configuration error"
+    );
 }
