@@ -13,7 +13,8 @@ BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev lib
 # lshw: `bench inventory` compares the agent with it; openipmi/ipmitool: the IPMI LAN peer;
 # swtpm (+ its TCTI and tpm2-tools to cross-check): the TPM peer.
 TEST_PKGS=(maven default-jre-headless python3-venv lshw openipmi ipmitool openssl
-    swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools)
+    swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools fwupd-tests)
+TEST_PKGS+=(ovmf uefitool-cli)  # firmware scanner: real OVMF images; UEFIExtract agreement test
 VENV=${MA_TEST_VENV:-$HOME/.cache/metal-automata/venv}
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -1,1 +1,172 @@
-//! Firmware blob scanning.
+//! Firmware blob scanning: UEFI firmware volumes, FFS files and sections (with LZMA), edk2
+//! variable stores and their Secure Boot signature lists, and the rules that turn them into
+//! findings with evidence. Nothing read from a blob may panic: every length is checked.
+
+pub mod bench;
+pub mod cert;
+pub mod esl;
+pub mod ffs;
+pub mod fv;
+pub mod guid;
+pub mod lzma;
+pub mod report;
+pub mod rules;
+pub mod section;
+pub mod vss;
+
+mod util;
+mod walk;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use esl::{SignatureData, SignatureEntry, parse_signature_lists};
+pub use guid::Guid;
+pub use report::{
+    Evidence, Finding, Node, ScanIssue, ScanReport, SecureBootSummary, Severity, Source,
+};
+pub use rules::{
+    RulePack, RulePackError, SecureBootDb, secure_boot_findings, secure_boot_findings_at,
+};
+
+/// Rule id for truncated or corrupt containers.
+pub const FW_FMT_001: &str = "FW-FMT-001";
+/// Rule id for unpack limits hit.
+pub const FW_FMT_002: &str = "FW-FMT-002";
+
+/// Unpack bounds, so a hostile blob cannot exhaust memory or time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Deepest nesting of containers (FVs, compressed streams).
+    pub max_depth: u32,
+    /// Total bytes produced by decompression.
+    pub max_total_bytes: u64,
+    /// Largest output/input ratio of one decompression.
+    pub max_ratio: u64,
+    /// Most containers visited.
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 8,
+            max_total_bytes: 4 << 30,
+            max_ratio: 100,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// Why `scan_path` could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The current UNIX time (SB-CERT-001 compares certificate expiry to it).
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Scans one blob with the rules, now.
+pub fn scan(bytes: &[u8], name: &str, rules: &RulePack, limits: &Limits) -> ScanReport {
+    scan_at(bytes, name, rules, limits, now_unix())
+}
+
+/// Reads and scans a file (the `firmware scan FILE` entry point).
+pub fn scan_path(path: &Path, rules: &RulePack, limits: &Limits) -> Result<ScanReport, ScanError> {
+    let bytes = std::fs::read(path).map_err(|source| ScanError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok(scan(&bytes, &name, rules, limits))
+}
+
+/// Scans one blob as of UNIX time `now` (deterministic tests, rescans of history).
+pub fn scan_at(
+    bytes: &[u8],
+    name: &str,
+    rules: &RulePack,
+    limits: &Limits,
+    now: i64,
+) -> ScanReport {
+    let mut w = walk::Walker::new(limits);
+    let tree = w.scan_buffer(bytes, "", 0);
+    let mut report = ScanReport {
+        name: name.to_string(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        rule_pack: rules.version.clone(),
+        tree,
+        ..Default::default()
+    };
+    let mut sb_issues = Vec::new();
+    for (path, store) in &w.stores {
+        if !store.has_secure_boot_state() {
+            continue;
+        }
+        let db = store.secure_boot(path, &mut sb_issues);
+        report.secure_boot.push(SecureBootSummary {
+            path: path.clone(),
+            variables: db.summary(),
+        });
+        report.findings.extend(secure_boot_findings_at(
+            &db,
+            Source::Blob,
+            rules,
+            now,
+            Some(path),
+        ));
+    }
+    w.corrupt.extend(sb_issues);
+    for (rule, issues) in [(FW_FMT_001, &w.corrupt), (FW_FMT_002, &w.limited)] {
+        for i in issues {
+            report.findings.push(Finding {
+                rule_id: rule.to_string(),
+                severity: Severity::Medium,
+                source: Source::Blob,
+                subject: i.message.clone(),
+                evidence: Evidence {
+                    container_path: Some(if i.path.is_empty() {
+                        "/".into()
+                    } else {
+                        i.path.clone()
+                    }),
+                    offset: Some(i.offset),
+                    detail: Some(i.message.clone()),
+                    ..Default::default()
+                },
+                rule_pack: rules.version.clone(),
+            });
+        }
+    }
+    report.errors = w.corrupt.into_iter().chain(w.limited).collect();
+    report.notes = w.notes;
+    let mut seen = BTreeSet::new();
+    report.findings.retain(|f| {
+        seen.insert((
+            f.rule_id.clone(),
+            f.subject.clone(),
+            f.evidence.container_path.clone(),
+            f.evidence.offset,
+        ))
+    });
+    report
+}
