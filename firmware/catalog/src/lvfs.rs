@@ -1,0 +1,576 @@
+//! LVFS / fwupd: AppStream metadata (`firmware.xml(.gz|.zst)`), `.metainfo.xml` inside `.cab`
+//! archives, and `.jcat` signature catalogs (item `Id`/`AliasId` resolution, SHA-256 check,
+//! signature classification).
+//!
+//! PKCS#7 and GPG blobs are classified, not verified: their status is `not-verified` (no trust
+//! root check was done) or `unsupported-algorithm` (an ML-DSA signature, LVFS CA 2025PQ). No
+//! code path here reports a signature as valid.
+
+use std::io::{Cursor, Read};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{CatalogError, Result};
+use crate::input::{MAX_DECOMPRESSED, decompress, open_text};
+use crate::model::{
+    CatalogEntry, Criticality, date_from_unix, normalize_date, normalize_guid, push_unique,
+};
+use crate::xml::{XmlEvent, walk};
+
+/// The most a single file read out of a `.cab` may be.
+const MAX_CAB_MEMBER: u64 = 64 << 20;
+
+#[derive(Default)]
+struct Release {
+    version: String,
+    date: Option<String>,
+    urgency: Option<String>,
+    location: Option<String>,
+    container: Vec<(String, String)>,
+    content: Vec<(String, String)>,
+    size: Option<u64>,
+    artifact_location: Option<String>,
+    artifact_checksums: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Component {
+    id: String,
+    name: String,
+    developer: String,
+    guids: Vec<String>,
+    custom: Vec<(String, String)>,
+    releases: Vec<Release>,
+}
+
+fn resolve_location(base_url: Option<&str>, loc: &str) -> String {
+    if loc.contains("://") {
+        return loc.to_string();
+    }
+    match base_url {
+        Some(b) => format!(
+            "{}/{}",
+            b.trim_end_matches('/'),
+            loc.trim_start_matches("./").trim_start_matches('/')
+        ),
+        None => loc.to_string(),
+    }
+}
+
+fn to_entries(catalog: &str, base_url: Option<&str>, c: Component, out: &mut Vec<CatalogEntry>) {
+    for r in c.releases {
+        let mut e = CatalogEntry::new(
+            catalog,
+            format!("{}/{}", c.id, r.version),
+            c.developer.clone(),
+        );
+        e.name = if c.name.is_empty() {
+            c.id.clone()
+        } else {
+            c.name.clone()
+        };
+        e.component_type = "firmware".into();
+        e.version = r.version;
+        e.release_date = r.date;
+        e.criticality = r
+            .urgency
+            .as_deref()
+            .map(Criticality::from_word)
+            .unwrap_or_default();
+        e.size = r.size;
+        let loc = r.artifact_location.or(r.location);
+        e.url = loc.map(|l| resolve_location(base_url, &l));
+        for (t, v) in r.container.iter().chain(r.artifact_checksums.iter()) {
+            e.hashes.set(t, v);
+        }
+        for (t, v) in &r.content {
+            e.extra
+                .insert(format!("content_{}", t.to_ascii_lowercase()), v.clone());
+        }
+        e.applies_to.guids = c.guids.clone();
+        e.extra.insert("appstream_id".into(), c.id.clone());
+        for (k, v) in &c.custom {
+            e.extra.insert(k.clone(), v.clone());
+        }
+        out.push(e);
+    }
+}
+
+/// Parses LVFS metadata (`<components>`) or a single `.metainfo.xml` (`<component>`);
+/// `base_url` (`FirmwareBaseURI`) makes relative `location`s absolute. One entry per release.
+pub fn parse_metadata(
+    catalog: &str,
+    base_url: Option<&str>,
+    bytes: &[u8],
+) -> Result<Vec<CatalogEntry>> {
+    let text = open_text(bytes)?;
+    let mut out = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    let mut comp: Option<Component> = None;
+    let mut rel: Option<Release> = None;
+    let mut checksum: Option<(String, String)> = None; // (type, target)
+    let mut size_download = false;
+    let mut custom_key: Option<String> = None;
+    let mut firmware_flashed = false;
+    let mut artifact_binary = false;
+    let mut root: Option<String> = None;
+    walk(text, |ev| {
+        match ev {
+            XmlEvent::Start(name, a) => {
+                if root.is_none() {
+                    root = Some(name.to_string());
+                    if name != "components" && name != "component" {
+                        return Err(CatalogError::invalid(
+                            "root",
+                            format!("<{name}> is not AppStream metadata"),
+                        ));
+                    }
+                }
+                match name {
+                    "component" => {
+                        let fw = a.get("type").is_none_or(|t| t == "firmware");
+                        comp = fw.then(Component::default);
+                    }
+                    "release" if comp.is_some() => {
+                        let date = a
+                            .get("timestamp")
+                            .and_then(|t| t.trim().parse::<i64>().ok())
+                            .and_then(date_from_unix)
+                            .or_else(|| a.get("date").and_then(normalize_date));
+                        rel = Some(Release {
+                            version: a.get("version").unwrap_or_default().to_string(),
+                            date,
+                            urgency: a.get("urgency").map(str::to_string),
+                            ..Release::default()
+                        });
+                    }
+                    "checksum" => {
+                        checksum = Some((
+                            a.get("type").unwrap_or_default().to_string(),
+                            a.get("target").unwrap_or("container").to_string(),
+                        ));
+                    }
+                    "size" => size_download = a.get("type") == Some("download"),
+                    "value" => custom_key = a.get("key").map(str::to_string),
+                    "firmware" => firmware_flashed = a.get("type").is_none_or(|t| t == "flashed"),
+                    "artifact" => artifact_binary = a.get("type") == Some("binary"),
+                    _ => {}
+                }
+                stack.push(name.to_string());
+            }
+            XmlEvent::Text(t) => {
+                let n = stack.len();
+                let top = stack.last().map(String::as_str);
+                let parent = if n >= 2 {
+                    Some(stack[n - 2].as_str())
+                } else {
+                    None
+                };
+                let in_artifact = stack.iter().any(|s| s == "artifact");
+                if let Some(c) = comp.as_mut() {
+                    match (top, parent) {
+                        (Some("id"), Some("component")) => c.id = t.to_string(),
+                        (Some("name"), Some("component")) => c.name = t.to_string(),
+                        (Some("developer_name"), Some("component")) => c.developer = t.to_string(),
+                        (Some("firmware"), Some("provides")) if firmware_flashed => {
+                            if let Some(g) = normalize_guid(t) {
+                                push_unique(&mut c.guids, g);
+                            }
+                        }
+                        (Some("value"), Some("custom")) => {
+                            if let Some(k) = custom_key.take() {
+                                c.custom.push((k, t.to_string()));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(r) = rel.as_mut() {
+                    match top {
+                        Some("location") if !in_artifact => r.location = Some(t.to_string()),
+                        Some("location") if artifact_binary => {
+                            r.artifact_location = Some(t.to_string())
+                        }
+                        Some("size") if size_download => r.size = t.trim().parse().ok(),
+                        Some("checksum") => {
+                            if let Some((ty, target)) = checksum.take() {
+                                if in_artifact {
+                                    if artifact_binary {
+                                        r.artifact_checksums.push((ty, t.to_string()));
+                                    }
+                                } else if target == "content" {
+                                    r.content.push((ty, t.to_string()));
+                                } else {
+                                    r.container.push((ty, t.to_string()));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            XmlEvent::End(name) => {
+                stack.pop();
+                match name {
+                    "release" => {
+                        if let (Some(r), Some(c)) = (rel.take(), comp.as_mut()) {
+                            c.releases.push(r);
+                        }
+                    }
+                    "component" => {
+                        if let Some(c) = comp.take() {
+                            if c.id.is_empty() {
+                                return Err(CatalogError::invalid(
+                                    "component",
+                                    "firmware component without <id>",
+                                ));
+                            }
+                            to_entries(catalog, base_url, c, &mut out);
+                        }
+                    }
+                    "artifact" => artifact_binary = false,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A jcat blob kind (libjcat `JcatBlobKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlobKind {
+    /// 1: SHA-256 hex digest.
+    Sha256,
+    /// 2: detached GPG signature.
+    Gpg,
+    /// 3: PKCS#7 (CMS) signature, PEM.
+    Pkcs7,
+    /// 4: SHA-1 hex digest.
+    Sha1,
+    /// Any other kind number.
+    Other(u32),
+}
+
+impl BlobKind {
+    fn from_u32(k: u32) -> Self {
+        match k {
+            1 => BlobKind::Sha256,
+            2 => BlobKind::Gpg,
+            3 => BlobKind::Pkcs7,
+            4 => BlobKind::Sha1,
+            n => BlobKind::Other(n),
+        }
+    }
+}
+
+/// One blob of a jcat item.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JcatBlob {
+    /// Kind number.
+    #[serde(rename = "Kind")]
+    pub kind: u32,
+    /// Flags (1 = is-utf8).
+    #[serde(rename = "Flags", default)]
+    pub flags: u32,
+    /// Unix time of signing.
+    #[serde(rename = "Timestamp", default)]
+    pub timestamp: Option<i64>,
+    /// The digest hex or the signature text.
+    #[serde(rename = "Data")]
+    pub data: String,
+}
+
+/// One item of a jcat: the signatures for one file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JcatItem {
+    /// The real file name (`firmware-07078-stable.xml.gz`).
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// Other names of the same file (`firmware.xml.gz`), libjcat's `AliasIds`.
+    #[serde(rename = "AliasIds", default)]
+    pub alias_ids: Vec<String>,
+    /// A single alias, as some writers emit it.
+    #[serde(rename = "AliasId", default)]
+    pub alias_id: Option<String>,
+    /// The blobs.
+    #[serde(rename = "Blobs", default)]
+    pub blobs: Vec<JcatBlob>,
+}
+
+impl JcatItem {
+    /// Whether the item is for `name` (by `Id` or an alias).
+    pub fn names(&self, name: &str) -> bool {
+        self.id == name
+            || self.alias_id.as_deref() == Some(name)
+            || self.alias_ids.iter().any(|a| a == name)
+    }
+}
+
+/// A parsed `.jcat` file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Jcat {
+    /// The items.
+    #[serde(rename = "Items", default)]
+    pub items: Vec<JcatItem>,
+}
+
+impl Jcat {
+    /// Parses a jcat (gzip JSON, or plain JSON).
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let json = decompress(bytes, 64 << 20)?;
+        serde_json::from_slice(&json).map_err(|e| CatalogError::json("jcat", e))
+    }
+
+    /// The item for a file name (the basename of a URL is taken).
+    pub fn resolve(&self, file: &str) -> Option<&JcatItem> {
+        let base = basename(file);
+        self.items.iter().find(|i| i.names(base))
+    }
+}
+
+/// The last path segment of a URL or path, without query.
+pub fn basename(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// What we could say about one signature blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum SignatureStatus {
+    /// Present and well-formed, but not checked against trust roots (not a claim of validity).
+    NotVerified,
+    /// Uses an algorithm we cannot verify (ML-DSA-87 of LVFS CA 2025PQ); never treated as valid.
+    UnsupportedAlgorithm {
+        /// The algorithm found.
+        algorithm: String,
+    },
+    /// The blob cannot be decoded.
+    Malformed {
+        /// Why.
+        detail: String,
+    },
+}
+
+/// One signature blob and its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JcatSignature {
+    /// Blob kind.
+    pub kind: BlobKind,
+    /// Signing time.
+    pub timestamp: Option<i64>,
+    /// What we found.
+    pub status: SignatureStatus,
+}
+
+/// The outcome of checking a file against its jcat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JcatReport {
+    /// The item `Id` the file resolved to (the immutable file name).
+    pub item_id: String,
+    /// The verified SHA-256 of the file.
+    pub sha256: String,
+    /// The signature blobs found.
+    pub signatures: Vec<JcatSignature>,
+}
+
+const ML_DSA_OIDS: [(u8, &str); 3] = [
+    (0x11, "ML-DSA-44"),
+    (0x12, "ML-DSA-65"),
+    (0x13, "ML-DSA-87"),
+];
+
+/// Classifies a PEM PKCS#7 blob: finds ML-DSA (2.16.840.1.101.3.4.3.17-19) algorithm ids.
+pub fn classify_pkcs7(pem: &str) -> SignatureStatus {
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    let der = match base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
+        Ok(d) => d,
+        Err(e) => {
+            return SignatureStatus::Malformed {
+                detail: e.to_string(),
+            };
+        }
+    };
+    if der.first() != Some(&0x30) {
+        return SignatureStatus::Malformed {
+            detail: "not a DER SEQUENCE".into(),
+        };
+    }
+    let prefix = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03];
+    for w in der.windows(prefix.len() + 1) {
+        if w[..prefix.len()] == prefix
+            && let Some((_, name)) = ML_DSA_OIDS.iter().find(|(b, _)| *b == w[prefix.len()])
+        {
+            return SignatureStatus::UnsupportedAlgorithm {
+                algorithm: (*name).to_string(),
+            };
+        }
+    }
+    SignatureStatus::NotVerified
+}
+
+/// Checks `data` (the bytes of `file`) against a jcat: resolves the item by `Id`/`AliasId`,
+/// compares the SHA-256 blob, and classifies signature blobs. With `require_signature`, an
+/// item with no GPG/PKCS#7 blob is [`CatalogError::JcatUnsigned`].
+pub fn verify_jcat(
+    jcat: &Jcat,
+    file: &str,
+    data: &[u8],
+    require_signature: bool,
+) -> Result<JcatReport> {
+    let name = basename(file);
+    let item = jcat
+        .resolve(name)
+        .ok_or_else(|| CatalogError::JcatItemMissing {
+            file: name.to_string(),
+            items: jcat.items.iter().map(|i| i.id.clone()).collect(),
+        })?;
+    let actual = hex::encode(Sha256::digest(data));
+    let expected = item
+        .blobs
+        .iter()
+        .find(|b| b.kind == 1)
+        .map(|b| b.data.trim().to_ascii_lowercase())
+        .ok_or_else(|| CatalogError::JcatNoChecksum {
+            file: name.to_string(),
+        })?;
+    if expected != actual {
+        return Err(CatalogError::JcatChecksumMismatch {
+            file: name.to_string(),
+            expected,
+            actual,
+        });
+    }
+    let signatures: Vec<JcatSignature> = item
+        .blobs
+        .iter()
+        .filter(|b| !matches!(b.kind, 1 | 4))
+        .map(|b| {
+            let kind = BlobKind::from_u32(b.kind);
+            let status = match kind {
+                BlobKind::Pkcs7 => classify_pkcs7(&b.data),
+                BlobKind::Gpg => {
+                    if b.data.contains("BEGIN PGP SIGNATURE") {
+                        SignatureStatus::NotVerified
+                    } else {
+                        SignatureStatus::Malformed {
+                            detail: "no PGP armour".into(),
+                        }
+                    }
+                }
+                _ => SignatureStatus::UnsupportedAlgorithm {
+                    algorithm: format!("jcat-kind-{}", b.kind),
+                },
+            };
+            JcatSignature {
+                kind,
+                timestamp: b.timestamp,
+                status,
+            }
+        })
+        .collect();
+    let signed = signatures
+        .iter()
+        .any(|s| matches!(s.kind, BlobKind::Pkcs7 | BlobKind::Gpg));
+    if require_signature && !signed {
+        return Err(CatalogError::JcatUnsigned {
+            file: name.to_string(),
+        });
+    }
+    Ok(JcatReport {
+        item_id: item.id.clone(),
+        sha256: actual,
+        signatures,
+    })
+}
+
+/// What a `.cab` holds: its file names, the entries from its `.metainfo.xml`, and its own jcat.
+#[derive(Debug, Clone)]
+pub struct CabContents {
+    /// All member names.
+    pub files: Vec<String>,
+    /// Entries from every `*.metainfo.xml` (with the cab's own SHA-256 as hash).
+    pub entries: Vec<CatalogEntry>,
+    /// The embedded `.jcat`, when there is one.
+    pub jcat: Option<Jcat>,
+}
+
+fn read_member<R: Read + std::io::Seek>(cab: &mut cab::Cabinet<R>, name: &str) -> Result<Vec<u8>> {
+    let r = cab
+        .read_file(name)
+        .map_err(|e| CatalogError::Cab(format!("{name}: {e}")))?;
+    let mut buf = Vec::new();
+    r.take(MAX_CAB_MEMBER + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| CatalogError::Cab(format!("{name}: {e}")))?;
+    if buf.len() as u64 > MAX_CAB_MEMBER {
+        return Err(CatalogError::TooLarge {
+            what: name.to_string(),
+            limit: MAX_CAB_MEMBER,
+        });
+    }
+    Ok(buf)
+}
+
+/// Unpacks an LVFS `.cab` and reads its `.metainfo.xml` (and `.jcat` when present).
+pub fn read_cab(catalog: &str, bytes: &[u8]) -> Result<CabContents> {
+    let mut cab =
+        cab::Cabinet::new(Cursor::new(bytes)).map_err(|e| CatalogError::Cab(e.to_string()))?;
+    let files: Vec<String> = cab
+        .folder_entries()
+        .flat_map(|f| {
+            f.file_entries()
+                .map(|e| e.name().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let mut entries = Vec::new();
+    let mut jcat = None;
+    for f in &files {
+        let lower = f.to_ascii_lowercase();
+        if lower.ends_with(".metainfo.xml") {
+            let xml = read_member(&mut cab, f)?;
+            let mut es = parse_metadata(catalog, None, &xml)?;
+            for e in &mut es {
+                e.hashes.sha256 = Some(sha256.clone());
+                e.size = Some(bytes.len() as u64);
+            }
+            entries.extend(es);
+        } else if lower.ends_with(".jcat") {
+            jcat = Some(Jcat::parse(&read_member(&mut cab, f)?)?);
+        }
+    }
+    if entries.is_empty() {
+        return Err(CatalogError::invalid(
+            "cab",
+            "no .metainfo.xml with a firmware component",
+        ));
+    }
+    Ok(CabContents {
+        files,
+        entries,
+        jcat,
+    })
+}
+
+/// Reads one member of a `.cab` by name (for verifying payloads against the embedded jcat).
+pub fn read_cab_member(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let mut cab =
+        cab::Cabinet::new(Cursor::new(bytes)).map_err(|e| CatalogError::Cab(e.to_string()))?;
+    read_member(&mut cab, name)
+}
+
+/// Decompresses metadata as fetched (`.gz`/`.zst`) within the crate-wide limit.
+pub fn metadata_bytes(raw: &[u8]) -> Result<Vec<u8>> {
+    decompress(raw, MAX_DECOMPRESSED)
+}
