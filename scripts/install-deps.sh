@@ -15,6 +15,7 @@ BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev lib
 TEST_PKGS=(maven default-jre-headless python3-venv lshw openipmi ipmitool openssl
     swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools fwupd-tests)
 TEST_PKGS+=(ovmf uefitool-cli)  # firmware scanner: real OVMF images; UEFIExtract agreement test
+TEST_PKGS+=(shim-signed sbsigntool pesign fwupd-amd64-signed)  # firmware scanner: signed EFI peers, sbverify/pesign agreement
 VENV=${MA_TEST_VENV:-$HOME/.cache/metal-automata/venv}
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -198,6 +198,42 @@ pub const CRC32: Guid = Guid::from_fields(
     [0x93, 0x6a, 0xa4, 0x60, 0x0d, 0x9d, 0xd0, 0x83],
 );
 
+/// EFI_FIRMWARE_MANAGEMENT_CAPSULE_ID_GUID: an FMP capsule.
+pub const FMP_CAPSULE: Guid = Guid::from_fields(
+    0x6dcbd5ed,
+    0xe82d,
+    0x4c44,
+    [0xbd, 0xa1, 0x71, 0x94, 0x19, 0x9a, 0xd9, 0x2a],
+);
+/// EFI_CAPSULE_GUID: a capsule holding a firmware volume.
+pub const EFI_CAPSULE: Guid = Guid::from_fields(
+    0x3b6686bd,
+    0x0d76,
+    0x4030,
+    [0xb7, 0x0e, 0xb5, 0x51, 0x9e, 0x2f, 0xc5, 0xa0],
+);
+/// WINDOWS_UX_CAPSULE_GUID: the firmware update progress bitmap capsule.
+pub const UX_CAPSULE: Guid = Guid::from_fields(
+    0x3b8c8162,
+    0x188c,
+    0x46a4,
+    [0xae, 0xc9, 0xbe, 0x43, 0xf1, 0xd6, 0x56, 0x97],
+);
+/// EFI_CERT_TYPE_PKCS7_GUID: WIN_CERTIFICATE_UEFI_GUID data is a PKCS#7 SignedData.
+pub const CERT_TYPE_PKCS7: Guid = Guid::from_fields(
+    0x4aafd29d,
+    0x68df,
+    0x49ee,
+    [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7],
+);
+/// EFI_CERT_TYPE_RSA2048_SHA256_GUID: a raw RSA-2048 key and signature.
+pub const CERT_TYPE_RSA2048_SHA256: Guid = Guid::from_fields(
+    0xa7717414,
+    0xc616,
+    0x4977,
+    [0x94, 0x20, 0x84, 0x47, 0x12, 0xa7, 0x35, 0xbf],
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +253,13 @@ mod tests {
             Some(LZMA)
         );
         assert_eq!(Guid::parse("nope"), None);
+        assert_eq!(
+            Guid::parse("6dcbd5ed-e82d-4c44-bda1-7194199ad92a"),
+            Some(FMP_CAPSULE)
+        );
+        assert_eq!(
+            CERT_TYPE_PKCS7.to_string(),
+            "4aafd29d-68df-49ee-8aa9-347d375665a7"
+        );
     }
 }

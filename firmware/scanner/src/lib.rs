@@ -1,19 +1,26 @@
-//! Firmware blob scanning: UEFI firmware volumes, FFS files and sections (with LZMA), edk2
+//! Firmware blob scanning: archives (gzip, zstd, xz, zip, cab), capsules, PE images with their
+//! Authenticode signatures, UEFI firmware volumes, FFS files and sections (with LZMA), edk2
 //! variable stores and their Secure Boot signature lists, and the rules that turn them into
 //! findings with evidence. Nothing read from a blob may panic: every length is checked.
 
+pub mod archive;
+pub mod authenticode;
 pub mod bench;
+pub mod capsule;
 pub mod cert;
 pub mod esl;
 pub mod ffs;
 pub mod fv;
 pub mod guid;
 pub mod lzma;
+pub mod pe;
+pub mod pkcs7;
 pub mod report;
 pub mod rules;
 pub mod section;
 pub mod vss;
 
+mod der;
 mod util;
 mod walk;
 
@@ -23,19 +30,34 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use authenticode::{AuthenticodeSignature, PeReport};
 pub use esl::{SignatureData, SignatureEntry, parse_signature_lists};
 pub use guid::Guid;
 pub use report::{
     Evidence, Finding, Node, ScanIssue, ScanReport, SecureBootSummary, Severity, Source,
 };
 pub use rules::{
-    RulePack, RulePackError, SecureBootDb, secure_boot_findings, secure_boot_findings_at,
+    RulePack, RulePackError, SecureBootDb, TrustedRoot, secure_boot_findings,
+    secure_boot_findings_at,
 };
 
 /// Rule id for truncated or corrupt containers.
 pub const FW_FMT_001: &str = "FW-FMT-001";
 /// Rule id for unpack limits hit.
 pub const FW_FMT_002: &str = "FW-FMT-002";
+
+/// Rule id: an EFI binary without any Authenticode signature.
+pub const PE_SIG_001: &str = "PE-SIG-001";
+/// Rule id: an Authenticode signature that does not verify.
+pub const PE_SIG_002: &str = "PE-SIG-002";
+/// Rule id: a valid signature whose chain reaches none of the configured roots.
+pub const PE_SIG_003: &str = "PE-SIG-003";
+/// Rule id: the image's Authenticode hash is in the dbx reference.
+pub const PE_DBX_001: &str = "PE-DBX-001";
+/// Rule id: capsule header or FMP structure inconsistent with the file.
+pub const CAP_001: &str = "CAP-001";
+/// Rule id: FMP image without (valid) authentication.
+pub const CAP_002: &str = "CAP-002";
 
 /// Unpack bounds, so a hostile blob cannot exhaust memory or time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,8 +129,8 @@ pub fn scan_at(
     limits: &Limits,
     now: i64,
 ) -> ScanReport {
-    let mut w = walk::Walker::new(limits);
-    let tree = w.scan_buffer(bytes, "", 0);
+    let mut w = walk::Walker::new(limits, rules);
+    let tree = w.scan_blob(bytes, "", 0);
     let mut report = ScanReport {
         name: name.to_string(),
         size: bytes.len() as u64,
@@ -136,6 +158,7 @@ pub fn scan_at(
         ));
     }
     w.corrupt.extend(sb_issues);
+    report.findings.append(&mut w.findings);
     for (rule, issues) in [(FW_FMT_001, &w.corrupt), (FW_FMT_002, &w.limited)] {
         for i in issues {
             report.findings.push(Finding {

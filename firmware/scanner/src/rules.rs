@@ -84,6 +84,18 @@ pub struct DbxReference {
     pub certificates: Vec<DbxCert>,
 }
 
+/// A certificate Authenticode chains may end at (PE-SIG-003), like an entry of db.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedRoot {
+    /// Certificate SHA-1, lowercase hex: a chain certificate with it is trusted.
+    pub sha1: String,
+    /// Name shown in evidence.
+    pub name: String,
+    /// The DER, hex; lets a chain end at a root the signature does not carry.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub der: String,
+}
+
 /// Versioned rule data an operator can replace (`firmware rules update FILE`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RulePack {
@@ -98,6 +110,9 @@ pub struct RulePack {
     /// What a current dbx holds.
     #[serde(default)]
     pub dbx_reference: DbxReference,
+    /// Roots Authenticode signatures must chain to (the platform db an operator expects).
+    #[serde(default)]
+    pub authenticode_roots: Vec<TrustedRoot>,
 }
 
 fn default_expiry_days() -> u32 {
@@ -165,6 +180,7 @@ impl RulePack {
             cert_expiry_warning_days: default_expiry_days(),
             test_keys: Vec::new(),
             dbx_reference: DbxReference::default(),
+            authenticode_roots: Vec::new(),
         }
     }
 
@@ -179,6 +195,19 @@ impl RulePack {
         }
         for c in &mut pack.dbx_reference.certificates {
             c.sha1 = norm_hex("dbx certificate sha1", &c.sha1, 20)?;
+        }
+        for r in &mut pack.authenticode_roots {
+            if !r.der.is_empty() {
+                let der = hex::decode(r.der.trim()).map_err(|_| RulePackError::BadValue {
+                    what: "authenticode root der",
+                    value: r.name.clone(),
+                })?;
+                r.der = hex::encode(&der);
+                if r.sha1.is_empty() {
+                    r.sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&der));
+                }
+            }
+            r.sha1 = norm_hex("authenticode root sha1", &r.sha1, 20)?;
         }
         Ok(pack)
     }

@@ -3,15 +3,19 @@
 use crate::ffs::{self, FfsHeader};
 use crate::fv::{self, FvHeader};
 use crate::guid::{self, Guid};
-use crate::report::{Node, ScanIssue};
+use crate::report::{Finding, Node, ScanIssue};
+use crate::rules::RulePack;
 use crate::section::{self, PROCESSING_REQUIRED};
 use crate::util::{align_up, slice, u8_at, u16_at};
 use crate::vss::{self, VarStore};
 use crate::{Limits, lzma};
 
+mod containers;
+
 /// Walk state: limits, budget used, and what was met on the way.
 pub(crate) struct Walker<'a> {
     limits: &'a Limits,
+    pack: &'a RulePack,
     /// Bytes produced by decompression so far.
     total: u64,
     /// Containers visited so far.
@@ -24,6 +28,8 @@ pub(crate) struct Walker<'a> {
     pub(crate) notes: Vec<String>,
     /// Variable stores found, with their paths.
     pub(crate) stores: Vec<(String, VarStore)>,
+    /// PE and capsule rule hits.
+    pub(crate) findings: Vec<Finding>,
 }
 
 fn issue(path: &str, offset: usize, message: impl Into<String>) -> ScanIssue {
@@ -43,9 +49,11 @@ fn next_fvh(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 impl<'a> Walker<'a> {
-    pub(crate) fn new(limits: &'a Limits) -> Self {
+    pub(crate) fn new(limits: &'a Limits, pack: &'a RulePack) -> Self {
         Walker {
             limits,
+            pack,
+            findings: Vec::new(),
             total: 0,
             entries: 0,
             corrupt: Vec::new(),
@@ -404,6 +412,7 @@ impl<'a> Walker<'a> {
                     "firmware volume image section without a valid FV header",
                 )),
             },
+            0x10 => self.pe_section(node, body, hs),
             0x18 => node.guid = Guid::read(body, 0).map(|g| g.to_string()),
             0x19 => node.children = self.scan_buffer(body, &path, depth + 1),
             _ => {}
