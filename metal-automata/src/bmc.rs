@@ -1,4 +1,4 @@
-//! `metal-automata bmc …` (register BMCs, read one directly) and `metal-automata agent`.
+//! `metal-automata bmc …`: register BMCs, read one directly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,28 +93,6 @@ pub struct InventoryArgs {
 pub struct ImportArgs {
     /// The fleet file: `{"bmcs": [{"name", "address"}…], "username", "password_file"}`.
     pub file: PathBuf,
-}
-
-/// `agent`.
-#[derive(Debug, clap::Args)]
-pub struct AgentArgs {
-    /// Collect once, print, and exit.
-    #[arg(long)]
-    pub once: bool,
-    /// Seconds between collections (a snapshot is sent when something changed, and at least
-    /// every hour).
-    #[arg(long, default_value_t = 300)]
-    pub interval: u64,
-    /// Publish straight to the message log from the config (Kafka) instead of the service's
-    /// HTTP ingest endpoint.
-    #[arg(long)]
-    pub direct: bool,
-    /// Root of the file system to read (for containers that mount the host's /sys and /proc).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Never run external tools (smartctl).
-    #[arg(long)]
-    pub no_external_tools: bool,
 }
 
 fn read_password(path: &Path) -> Result<String> {
@@ -315,88 +293,4 @@ pub async fn sensors_now(a: InventoryArgs, out: &Output) -> Result<()> {
     client.logout().await;
     let (readings, errors) = r.with_context(|| format!("sensors of {}", a.address))?;
     out.sensors(&readings, &errors, t.elapsed())
-}
-
-/// `agent`.
-pub async fn agent(
-    cfg: crate::config::Config,
-    api: Result<ApiClient>,
-    a: AgentArgs,
-    out: &Output,
-) -> Result<()> {
-    let opts = automata_agent::Options {
-        root: a.root.clone(),
-        run_external_tools: !a.no_external_tools,
-    };
-    if a.once {
-        let r = tokio::task::spawn_blocking(move || automata_agent::collect(&opts)).await?;
-        return out.agent_report(&r);
-    }
-    let sink = if a.direct {
-        let data = cfg.data_dir();
-        let log =
-            automata_log::MessageLog::open(&cfg.log, &data).context("opening the message log")?;
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let schemas = crate::registry::start(&cfg, &log, shutdown).await?;
-        Sink::Log(log, schemas.ids())
-    } else {
-        Sink::Http(api?)
-    };
-    let mut last: Option<(Value, Instant)> = None;
-    loop {
-        let o = opts.clone();
-        let r = tokio::task::spawn_blocking(move || automata_agent::collect(&o)).await?;
-        // Compare without the timestamp: send on change, and at least hourly.
-        let mut fingerprint = serde_json::to_value(&r.snapshot)?;
-        fingerprint["collected_at"] = Value::Null;
-        let due = last
-            .as_ref()
-            .is_none_or(|(f, t)| *f != fingerprint || t.elapsed() > Duration::from_secs(3600));
-        if due {
-            match sink.send(&r.snapshot).await {
-                Ok(()) => {
-                    tracing::info!(server_id = %r.snapshot.server_id, components = r.snapshot.components.len(), "inventory published");
-                    last = Some((fingerprint, Instant::now()));
-                }
-                Err(e) => eprintln!(
-                    "warning: cannot publish the inventory ({e:#}); retrying next interval"
-                ),
-            }
-        }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_secs(a.interval.max(5))) => {}
-        }
-    }
-}
-
-enum Sink {
-    Http(ApiClient),
-    Log(automata_log::MessageLog, automata_schemas::SchemaIds),
-}
-
-impl Sink {
-    async fn send(&self, s: &automata_schemas::types::InventorySnapshot) -> Result<()> {
-        use automata_schemas::catalog::{INVENTORY_SNAPSHOTS, topic};
-        match self {
-            Sink::Http(api) => {
-                api.post("/api/v1/ingest/inventory", &serde_json::to_value(s)?)
-                    .await?;
-            }
-            Sink::Log(log, ids) => {
-                let spec = topic(INVENTORY_SNAPSHOTS).context("no inventory topic")?;
-                let id = ids
-                    .get(INVENTORY_SNAPSHOTS)
-                    .context("no inventory schema id")?;
-                let bytes = automata_schemas::encode(spec, id, s)?;
-                log.send(
-                    INVENTORY_SNAPSHOTS,
-                    automata_log::Record::new(s.server_id.clone(), bytes),
-                )
-                .await?;
-                log.flush(Duration::from_secs(10)).await.ok();
-            }
-        }
-        Ok(())
-    }
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::config::Config;
 
 /// Talks to one Metal Automata service.
+#[derive(Clone)]
 pub struct ApiClient {
     base: String,
     token: Option<String>,

@@ -37,6 +37,66 @@ pub struct Config {
     pub health: automata_processors::health::HealthConfig,
     /// Where health events are sent (webhooks, Slack, e-mail).
     pub notify: automata_sinks::notify::NotifyConfig,
+    /// TPM enrollment: trusted EK roots and the challenge key.
+    pub tpm: TpmConfig,
+}
+
+/// How the service checks TPM enrollments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TpmConfig {
+    /// Operator roots for EK certificates, added to the shipped vendor roots: PEM or DER files,
+    /// and intermediates in its `intermediates/` subdirectory. Default: `<data>/tpm/roots`.
+    pub roots_dir: Option<PathBuf>,
+    /// The key sealing challenges (32 random bytes, made on first use); every API replica needs
+    /// the same one. Default: `<data>/tpm/challenge.key`.
+    pub challenge_key_file: Option<PathBuf>,
+}
+
+impl TpmConfig {
+    /// The trust roots: shipped vendor roots plus the operator's directory, when it exists.
+    pub fn roots(&self, data_dir: &Path) -> Result<automata_tpm::TrustRoots> {
+        let dir = self
+            .roots_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("tpm").join("roots"));
+        let mut roots = automata_tpm::TrustRoots::shipped();
+        if dir.exists() {
+            let n = roots
+                .add_dir(&dir)
+                .with_context(|| format!("TPM roots in {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), certificates = n, "operator TPM roots loaded");
+        }
+        Ok(roots)
+    }
+
+    /// The challenge key, made (0600) when it does not exist yet.
+    pub fn challenge_key(&self, data_dir: &Path) -> Result<[u8; 32]> {
+        let path = self
+            .challenge_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("tpm").join("challenge.key"));
+        if !path.exists() {
+            let mut key = [0u8; 32];
+            rand::fill(&mut key);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&key))
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))
+    }
 }
 
 /// When the history sink writes its buffers out as Parquet files.

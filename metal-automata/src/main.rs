@@ -1,5 +1,6 @@
 //! `metal-automata`: one binary for every role of the service and every client command.
 
+mod agent;
 mod bench;
 mod bench_inventory;
 mod bench_query;
@@ -12,6 +13,7 @@ mod registry;
 mod serve;
 mod simulate;
 mod sql;
+mod tpm;
 
 use std::path::PathBuf;
 
@@ -74,7 +76,13 @@ enum Command {
     },
     /// The in-band agent: reads this server's hardware and firmware inventory (SMBIOS, CPUs,
     /// DIMMs, PCI, NICs, disks, TPM, BMC) and publishes it; `--once` prints it.
-    Agent(bmc::AgentArgs),
+    Agent(agent::AgentArgs),
+    /// TPM identity: enroll this server's TPM (EK certificate checked, AK proven by credential
+    /// activation); list, show and approve registrations.
+    Tpm {
+        #[command(subcommand)]
+        command: TpmCommand,
+    },
     /// Topics of the message log with their partitions and offsets.
     Topics,
     /// Schemas registered in the schema registry.
@@ -134,6 +142,21 @@ enum ServersCommand {
         /// Server id.
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TpmCommand {
+    /// Enroll this server's TPM with the service (run on the server, as root).
+    Enroll(tpm::EnrollArgs),
+    /// Every server's registration: status, manufacturer, firmware, EK fingerprint.
+    List,
+    /// One server's registration.
+    Show {
+        /// Server id.
+        server: String,
+    },
+    /// Accept a server's changed EK (board swap, TPM cleared); audited.
+    Approve(tpm::ApproveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,8 +331,14 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Agent(a) => {
             let client = api();
-            bmc::agent(cfg, client, a, &out).await
+            agent::run(cfg, client, a, &out).await
         }
+        Command::Tpm { command } => match command {
+            TpmCommand::Enroll(a) => tpm::enroll(&api()?, a, &out).await,
+            TpmCommand::List => tpm::list(&api()?, &out).await,
+            TpmCommand::Show { server } => tpm::show(&api()?, &server, &out).await,
+            TpmCommand::Approve(a) => tpm::approve(&api()?, a, &out).await,
+        },
         Command::Topics => out.topics(&api()?.get("/api/v1/topics").await?),
         Command::Schemas => out.schemas(&api()?.get("/api/v1/schemas").await?),
         Command::Sql {

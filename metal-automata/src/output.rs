@@ -68,7 +68,8 @@ impl Output {
         self.format == OutputFormat::Table
     }
 
-    fn json(&self, v: &impl serde::Serialize) -> Result<()> {
+    /// Prints any value as JSON (commands whose only form is JSON).
+    pub fn json(&self, v: &impl serde::Serialize) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(v)?);
         Ok(())
     }
@@ -86,6 +87,54 @@ impl Output {
         }
         println!("{t}");
         Ok(())
+    }
+
+    /// `tpm enroll`.
+    pub fn tpm_enrolled(&self, r: &crate::tpm::Enrolled) -> Result<()> {
+        if !self.is_table() {
+            return self.json(r);
+        }
+        self.object(&serde_json::to_value(r)?)
+    }
+
+    /// `tpm list`: one line per server, keys by fingerprint only.
+    pub fn tpm_list(&self, v: &Value) -> Result<()> {
+        if !self.is_table() {
+            return self.json(v);
+        }
+        let mut t = table(&[
+            "server",
+            "status",
+            "manufacturer",
+            "firmware",
+            "EK (SHA-256)",
+            "certificate",
+            "reason",
+        ]);
+        let empty = Vec::new();
+        let regs = v
+            .get("registrations")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
+        for r in regs {
+            let fp = cell(r.get("ek_fingerprint"));
+            t.add_row(vec![
+                cell(r.get("server_id")),
+                cell(r.get("status")),
+                cell(r.get("manufacturer")),
+                cell(r.get("firmware_version")),
+                fp.get(..16).map_or(fp.clone(), |s| format!("{s}…")),
+                cell(r.get("certificate")),
+                cell(r.get("reason")),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+
+    /// `tpm show`, `tpm approve`.
+    pub fn tpm_show(&self, v: &Value) -> Result<()> {
+        self.object(v)
     }
 
     /// `status`.

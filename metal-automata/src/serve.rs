@@ -94,6 +94,15 @@ pub async fn serve(
                     kick: bmc_kick.clone(),
                 },
             ))
+            .merge(automata_query::tpm::routes(
+                automata_query::tpm::TpmRoutes::start(
+                    log.clone(),
+                    schemas.ids(),
+                    cfg.tpm.roots(&data_dir)?,
+                    cfg.tpm.challenge_key(&data_dir)?,
+                    shutdown.clone(),
+                ),
+            ))
             .merge(automata_query::sql::routes(Arc::new(
                 automata_query::sql::SqlEngine::new(
                     log.clone(),
@@ -185,6 +194,21 @@ pub async fn serve(
         });
     }
     if roles.contains(&Role::Processor) {
+        let (tpm_log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let instance = instance_id(&data_dir);
+        tasks.spawn(async move {
+            let r = automata_processors::run(
+                tpm_log,
+                move || automata_processors::tpm::TpmProcessor::new(ids.clone()),
+                automata_processors::RunnerConfig {
+                    instance_id: instance,
+                    ..Default::default()
+                },
+                s,
+            )
+            .await;
+            ("processor", r.map_err(Into::into))
+        });
         let (log, s, ids, hcfg) = (
             log.clone(),
             shutdown.clone(),

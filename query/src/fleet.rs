@@ -11,7 +11,7 @@ use automata_schemas::types::{InventorySnapshot, ServerState};
 use automata_schemas::{SchemaIds, decode};
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -427,6 +427,99 @@ async fn ingest_inventory(
     ))
 }
 
+/// `POST /api/v1/ingest/telemetry`: what an agent read since its last report.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryBatch {
+    /// Sensor readings (`telemetry.readings`).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub readings: Vec<automata_schemas::types::TelemetryReading>,
+    /// Hardware log entries (`telemetry.logs`).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Vec<automata_schemas::types::HardwareLogEntry>,
+}
+
+/// What an ingest accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TelemetryIngested {
+    /// Readings published.
+    pub readings: usize,
+    /// Log entries published.
+    pub logs: usize,
+}
+
+impl FleetView {
+    /// Encodes `items` for `topic_name` and appends them, keyed by server id.
+    async fn publish_all<T: Serialize>(
+        &self,
+        topic_name: &'static str,
+        items: &[T],
+        key: impl Fn(&T) -> (String, i64),
+    ) -> Result<(), ApiError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let spec = topic(topic_name).ok_or_else(|| ApiError::internal("no such topic"))?;
+        let id = self
+            .ids
+            .get(topic_name)
+            .ok_or_else(|| ApiError::unavailable(format!("{topic_name} is not registered yet")))?;
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            let bytes = automata_schemas::encode(spec, id, item)
+                .map_err(|e| ApiError::bad_request(format!("not a valid {topic_name} record: {e}")))?;
+            let (k, at) = key(item);
+            records.push(automata_log::Record::new(k, bytes).with_timestamp(at));
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.log.send_batch(topic_name, records))
+            .await
+            .map_err(|_| ApiError::unavailable("the message log did not take the batch in 30 s"))?
+            .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/ingest/telemetry", tag = "fleet", operation_id = "ingest_telemetry",
+    request_body(content = Object, description = "Readings and log entries as the agent collects them"),
+    responses((status = 202, description = "Published to telemetry.readings and telemetry.logs", body = TelemetryIngested),
+              (status = 400, description = "Not valid records", body = ErrorBody),
+              (status = 503, description = "The log does not take them now", body = ErrorBody)))]
+async fn ingest_telemetry(
+    State(view): State<FleetView>,
+    crate::error::ApiJson(batch): crate::error::ApiJson<TelemetryBatch>,
+) -> Result<(axum::http::StatusCode, Json<TelemetryIngested>), ApiError> {
+    if batch.readings.len() + batch.logs.len() > 100_000 {
+        return Err(ApiError::bad_request("more than 100000 records in one batch"));
+    }
+    let bad_id = |s: &str| s.trim().is_empty() || s.len() > 256;
+    if batch.readings.iter().any(|r| bad_id(&r.server_id))
+        || batch.logs.iter().any(|l| bad_id(&l.server_id))
+    {
+        return Err(ApiError::bad_request(
+            "every record needs a server_id of 1 to 256 characters",
+        ));
+    }
+    view.publish_all(
+        automata_schemas::catalog::TELEMETRY_READINGS,
+        &batch.readings,
+        |r| (r.server_id.clone(), r.timestamp),
+    )
+    .await?;
+    view.publish_all(automata_schemas::catalog::TELEMETRY_LOGS, &batch.logs, |l| {
+        (l.server_id.clone(), l.observed_at)
+    })
+    .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(TelemetryIngested {
+            readings: batch.readings.len(),
+            logs: batch.logs.len(),
+        }),
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/topics", tag = "fleet", operation_id = "list_topics",
     responses((status = 200, description = "Topics with partitions and offsets", body = TopicList),
               (status = 503, description = "The log does not answer", body = ErrorBody)))]
@@ -481,5 +574,6 @@ pub fn routes(view: FleetView) -> OpenApiRouter {
         .routes(routes!(list_topics))
         .routes(routes!(list_schemas))
         .routes(routes!(ingest_inventory))
+        .routes(routes!(ingest_telemetry))
         .with_state(view)
 }
