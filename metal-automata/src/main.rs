@@ -2,12 +2,14 @@
 
 mod agent;
 mod bench;
+mod bench_firmware;
 mod bench_inventory;
 mod bench_query;
 mod bench_telemetry;
 mod bmc;
 mod client;
 mod config;
+mod firmware;
 mod output;
 mod registry;
 mod serve;
@@ -82,6 +84,12 @@ enum Command {
     Tpm {
         #[command(subcommand)]
         command: TpmCommand,
+    },
+    /// Firmware: scan a file offline; the blob store, vendor catalogs and downloads (admin
+    /// commands run on the service host against its data directory).
+    Firmware {
+        #[command(subcommand)]
+        command: firmware::FirmwareCommand,
     },
     /// Topics of the message log with their partitions and offsets.
     Topics,
@@ -210,6 +218,9 @@ enum BenchCommand {
     /// A simulated Redfish fleet: the time of a full sensor sweep over every BMC, then
     /// sustained requests/s and latency.
     Simulator(simulate::SimBenchArgs),
+    /// Firmware: store ingest vs openssl, OVMF scan vs UEFIExtract, UTF-16 Dell catalog parse
+    /// with peak RSS, Secure Boot findings for a simulated fleet.
+    Firmware(bench_firmware::FirmwareBenchArgs),
 }
 
 /// `bench query` options.
@@ -339,6 +350,9 @@ async fn run(cli: Cli) -> Result<()> {
             TpmCommand::Show { server } => tpm::show(&api()?, &server, &out).await,
             TpmCommand::Approve(a) => tpm::approve(&api()?, a, &out).await,
         },
+        Command::Firmware { command } => {
+            firmware::run(&cfg, cli.server.as_deref(), api().ok(), command, &out).await
+        }
         Command::Topics => out.topics(&api()?.get("/api/v1/topics").await?),
         Command::Schemas => out.schemas(&api()?.get("/api/v1/schemas").await?),
         Command::Sql {
@@ -359,6 +373,17 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Simulator(a),
         } => simulate::bench(a, out.is_table()).await,
+        Command::Bench {
+            command: BenchCommand::Firmware(a),
+        } => {
+            let r = bench_firmware::run(a, out.is_table()).await?;
+            if out.is_table() {
+                bench_firmware::print(&r);
+                Ok(())
+            } else {
+                out.json(&r)
+            }
+        }
         Command::Bench {
             command: BenchCommand::Telemetry(a),
         } => {

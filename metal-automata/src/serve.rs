@@ -103,6 +103,9 @@ pub async fn serve(
                     shutdown.clone(),
                 ),
             ))
+            .merge(automata_query::firmware::routes(
+                crate::firmware::api_routes(&cfg, log.clone(), schemas.ids())?,
+            ))
             .merge(automata_query::sql::routes(Arc::new(
                 automata_query::sql::SqlEngine::new(
                     log.clone(),
@@ -152,9 +155,13 @@ pub async fn serve(
                 cfg.collector.bmc(),
             );
             let every = std::time::Duration::from_secs(cfg.collector.bmc_sensor_secs.max(1));
+            // Log cursors survive restarts, so each BMC log entry is published once.
+            let logs = automata_producers::bmc::LogCollectorConfig::persisted(
+                data_dir.join("bmc").join("log-cursors.json"),
+            );
             tasks.spawn(async move {
-                let r = automata_producers::bmc::run_sensors(
-                    sensor_log, ids, registry, every, bmc_cfg, s,
+                let r = automata_producers::bmc::run_sensors_with(
+                    sensor_log, ids, registry, every, bmc_cfg, logs, s,
                 )
                 .await;
                 ("collector", r.map_err(Into::into))

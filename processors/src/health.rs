@@ -1115,7 +1115,10 @@ impl Processor for HealthProcessor {
             }
             TPM_REGISTRATIONS => {
                 let reg: TpmRegistration = self.codec.decode(TPM_REGISTRATIONS, r)?;
-                let at = reg.attempted_at.or(r.record.timestamp_ms).unwrap_or_default();
+                let at = reg
+                    .attempted_at
+                    .or(r.record.timestamp_ms)
+                    .unwrap_or_default();
                 self.on_tpm(reg, at)
             }
             other => return Err(Rejection(format!("unexpected topic {other}"))),

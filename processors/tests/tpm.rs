@@ -67,7 +67,10 @@ fn an_ek_change_waits_for_the_approval_of_that_ek() {
     assert!(feed(&mut p, &enrollment("aa", "ak1", TpmStatus::Verified, 2)).is_none());
     // A new AK on the same TPM: refreshed.
     let (_, ak2) = feed(&mut p, &enrollment("aa", "ak2", TpmStatus::Verified, 3)).expect("out");
-    assert_eq!((ak2.status, ak2.ak_name.as_str()), (TpmStatus::Verified, "ak2"));
+    assert_eq!(
+        (ak2.status, ak2.ak_name.as_str()),
+        (TpmStatus::Verified, "ak2")
+    );
     // A failed attempt does not replace the verified key.
     assert!(feed(&mut p, &enrollment("bb", "akx", TpmStatus::Rejected, 4)).is_none());
     assert_eq!(p.registration("srv-1").expect("reg").ak_name, "ak2");
@@ -76,7 +79,11 @@ fn an_ek_change_waits_for_the_approval_of_that_ek() {
     let (_, changed) = feed(&mut p, &enrollment("cc", "ak3", TpmStatus::Verified, 5)).expect("out");
     assert_eq!(changed.status, TpmStatus::EkChangedAwaitingApproval);
     assert_eq!(changed.previous_ek_fingerprint, Some("aa".repeat(32)));
-    assert!(changed.reason.contains("tpm approve srv-1"), "{}", changed.reason);
+    assert!(
+        changed.reason.contains("tpm approve srv-1"),
+        "{}",
+        changed.reason
+    );
 
     // An approval of another EK changes nothing; of this EK, verifies it.
     let mut wrong = enrollment("dd", "", TpmStatus::Verified, 6);
@@ -87,16 +94,20 @@ fn an_ek_change_waits_for_the_approval_of_that_ek() {
     let (_, approved) = feed(&mut p, &ok).expect("out");
     assert_eq!(approved.status, TpmStatus::Verified);
     assert_eq!(approved.approved_by.as_deref(), Some("alice"));
-    assert_eq!(approved.ak_name, "ak3", "the approved registration keeps the proven AK");
+    assert_eq!(
+        approved.ak_name, "ak3",
+        "the approved registration keeps the proven AK"
+    );
     assert_eq!(approved.verified_at, Some(7));
 }
 
 #[test]
 fn the_old_ek_coming_back_ends_the_wait_and_a_restart_restores() {
     let mut p = TpmProcessor::new(ids());
-    let mut log = Vec::new();
-    log.push(feed(&mut p, &enrollment("aa", "ak1", TpmStatus::Verified, 1)).expect("out"));
-    log.push(feed(&mut p, &enrollment("cc", "ak9", TpmStatus::Verified, 2)).expect("out"));
+    let log = vec![
+        feed(&mut p, &enrollment("aa", "ak1", TpmStatus::Verified, 1)).expect("out"),
+        feed(&mut p, &enrollment("cc", "ak9", TpmStatus::Verified, 2)).expect("out"),
+    ];
     assert_eq!(log[1].1.status, TpmStatus::EkChangedAwaitingApproval);
 
     let mut restarted = TpmProcessor::new(ids());
@@ -109,9 +120,18 @@ fn the_old_ek_coming_back_ends_the_wait_and_a_restart_restores() {
         });
     }
     // The same pending EK again: still waiting, nothing new.
-    assert!(feed(&mut restarted, &enrollment("cc", "ak9", TpmStatus::Verified, 3)).is_none());
-    let (_, back) =
-        feed(&mut restarted, &enrollment("aa", "ak1", TpmStatus::Verified, 4)).expect("out");
+    assert!(
+        feed(
+            &mut restarted,
+            &enrollment("cc", "ak9", TpmStatus::Verified, 3)
+        )
+        .is_none()
+    );
+    let (_, back) = feed(
+        &mut restarted,
+        &enrollment("aa", "ak1", TpmStatus::Verified, 4),
+    )
+    .expect("out");
     assert_eq!(back.status, TpmStatus::Verified);
     assert_eq!(back.ek_fingerprint, "aa".repeat(32));
 }

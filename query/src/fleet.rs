@@ -468,15 +468,19 @@ impl FleetView {
             .ok_or_else(|| ApiError::unavailable(format!("{topic_name} is not registered yet")))?;
         let mut records = Vec::with_capacity(items.len());
         for item in items {
-            let bytes = automata_schemas::encode(spec, id, item)
-                .map_err(|e| ApiError::bad_request(format!("not a valid {topic_name} record: {e}")))?;
+            let bytes = automata_schemas::encode(spec, id, item).map_err(|e| {
+                ApiError::bad_request(format!("not a valid {topic_name} record: {e}"))
+            })?;
             let (k, at) = key(item);
             records.push(automata_log::Record::new(k, bytes).with_timestamp(at));
         }
-        tokio::time::timeout(Duration::from_secs(30), self.log.send_batch(topic_name, records))
-            .await
-            .map_err(|_| ApiError::unavailable("the message log did not take the batch in 30 s"))?
-            .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.log.send_batch(topic_name, records),
+        )
+        .await
+        .map_err(|_| ApiError::unavailable("the message log did not take the batch in 30 s"))?
+        .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
         Ok(())
     }
 }
@@ -491,7 +495,9 @@ async fn ingest_telemetry(
     crate::error::ApiJson(batch): crate::error::ApiJson<TelemetryBatch>,
 ) -> Result<(axum::http::StatusCode, Json<TelemetryIngested>), ApiError> {
     if batch.readings.len() + batch.logs.len() > 100_000 {
-        return Err(ApiError::bad_request("more than 100000 records in one batch"));
+        return Err(ApiError::bad_request(
+            "more than 100000 records in one batch",
+        ));
     }
     let bad_id = |s: &str| s.trim().is_empty() || s.len() > 256;
     if batch.readings.iter().any(|r| bad_id(&r.server_id))
@@ -507,9 +513,11 @@ async fn ingest_telemetry(
         |r| (r.server_id.clone(), r.timestamp),
     )
     .await?;
-    view.publish_all(automata_schemas::catalog::TELEMETRY_LOGS, &batch.logs, |l| {
-        (l.server_id.clone(), l.observed_at)
-    })
+    view.publish_all(
+        automata_schemas::catalog::TELEMETRY_LOGS,
+        &batch.logs,
+        |l| (l.server_id.clone(), l.observed_at),
+    )
     .await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,

@@ -23,6 +23,7 @@
 mod auth;
 pub mod bmcs;
 pub mod error;
+pub mod firmware;
 pub mod fleet;
 mod http_metrics;
 pub mod registry;

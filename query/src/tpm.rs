@@ -141,10 +141,13 @@ impl TpmRoutes {
         if let Some(at) = reg.attempted_at {
             record = record.with_timestamp(at);
         }
-        tokio::time::timeout(Duration::from_secs(30), self.log.send(TPM_ENROLLMENTS, record))
-            .await
-            .map_err(|_| ApiError::unavailable("the message log did not take it in 30 s"))?
-            .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.log.send(TPM_ENROLLMENTS, record),
+        )
+        .await
+        .map_err(|_| ApiError::unavailable("the message log did not take it in 30 s"))?
+        .map_err(|e| ApiError::unavailable(format!("the message log: {e}")))?;
         Ok(())
     }
 
@@ -517,8 +520,7 @@ async fn activate(
         Some("the challenge token is not for this enrollment".to_string())
     } else if now > expires {
         Some("the challenge expired; ask for a new one".to_string())
-    } else if !automata_tpm::answer_matches(&r.mac(b"secret", &nonce, expires, &c)[..32], &answer)
-    {
+    } else if !automata_tpm::answer_matches(&r.mac(b"secret", &nonce, expires, &c)[..32], &answer) {
         Some("credential activation failed: the AK is not on the TPM that holds this EK".into())
     } else {
         None

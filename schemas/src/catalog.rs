@@ -26,6 +26,10 @@ pub const HEALTH_STATE: &str = "health.state";
 pub const FIRMWARE_ARTIFACTS: &str = "firmware.artifacts";
 /// Topic of firmware scan results.
 pub const FIRMWARE_SCANS: &str = "firmware.scans";
+/// Compacted topic of vendor catalog entries (key `catalog/entry`, tombstone on removal).
+pub const FIRMWARE_CATALOG: &str = "firmware.catalog";
+/// Topic of firmware scanner findings (key: blob sha256 or server SMBIOS UUID).
+pub const FIRMWARE_FINDINGS: &str = "firmware.findings";
 /// Topic of authorised commands.
 pub const COMMANDS_REQUESTS: &str = "commands.requests";
 /// Topic of command progress and outcomes.
@@ -141,6 +145,22 @@ static TOPICS: &[TopicSpec] = &[
         FIRMWARE_SCANS,
         "FirmwareScanResult",
         "sha256",
+        false,
+        3,
+        None
+    ),
+    avro!(
+        FIRMWARE_CATALOG,
+        "FirmwareCatalogEntry",
+        "catalog/entry",
+        true,
+        3,
+        None
+    ),
+    avro!(
+        FIRMWARE_FINDINGS,
+        "FirmwareFinding",
+        "sha256 or server_id",
         false,
         3,
         None

@@ -411,3 +411,280 @@ pub struct HealthState {
     /// Since when this health holds, ms.
     pub since: i64,
 }
+
+/// A blob in the firmware store (compacted `firmware.artifacts`, key sha256).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareArtifact {
+    /// SHA-256 of the blob, hex.
+    pub sha256: String,
+    /// Bytes.
+    pub size: i64,
+    /// Vendor (empty for an import without a catalog).
+    pub vendor: String,
+    /// Component it applies to.
+    pub component: ComponentKind,
+    /// Name.
+    pub name: String,
+    /// Version (empty when unknown).
+    pub version: String,
+    /// Catalog it came from (`import` for air-gapped imports).
+    pub catalog: String,
+    /// Where it was downloaded from.
+    pub url: Option<String>,
+    /// When it was stored, ms.
+    pub stored_at: i64,
+    /// Path or URL in the store.
+    pub storage_path: String,
+    /// Integrity state (`verified-sha256`, `verified-signature`, `weak-md5-sha1`, `unverified`).
+    pub integrity: String,
+    /// Whether it is quarantined.
+    pub quarantined: bool,
+    /// Why it is quarantined.
+    pub quarantine_reason: Option<String>,
+    /// Worst severity of the last scan.
+    pub max_severity: Option<String>,
+}
+
+/// Overall outcome of a firmware scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanVerdict {
+    /// Nothing the scanner understood.
+    Unsupported,
+    /// No findings.
+    Clean,
+    /// At least one finding.
+    Finding,
+    /// The scan failed.
+    Error,
+}
+
+/// One finding in a `firmware.scans` record (the short form; details go to `firmware.findings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanFinding {
+    /// Rule that matched.
+    pub rule: String,
+    /// info, medium, high, critical.
+    pub severity: String,
+    /// What was found.
+    pub detail: String,
+}
+
+/// What a scanner found in a blob (`firmware.scans`, key sha256).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareScanResult {
+    /// Blob scanned.
+    pub sha256: String,
+    /// Scanner name and version.
+    pub scanner: String,
+    /// Outcome.
+    pub verdict: ScanVerdict,
+    /// Findings.
+    pub findings: Vec<ScanFinding>,
+    /// When, ms.
+    pub scanned_at: i64,
+    /// Rule pack version.
+    pub rule_pack: String,
+    /// Worst severity, `None` when clean.
+    pub max_severity: Option<String>,
+}
+
+/// One vendor catalog entry (compacted `firmware.catalog`, key `catalog/entry`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareCatalogEntry {
+    /// Catalog name.
+    pub catalog: String,
+    /// Entry id inside the catalog.
+    pub entry_id: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Component type as the vendor names it.
+    pub component_type: String,
+    /// Human name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Release date.
+    pub release_date: Option<String>,
+    /// Vendor urgency.
+    pub criticality: String,
+    /// Download URL.
+    pub url: Option<String>,
+    /// Size in bytes.
+    pub size: Option<i64>,
+    /// Published SHA-256.
+    pub sha256: Option<String>,
+    /// Published SHA-1.
+    pub sha1: Option<String>,
+    /// Published MD5.
+    pub md5: Option<String>,
+    /// Whether installing needs a reboot.
+    pub reboot: Option<bool>,
+    /// System ids it applies to.
+    pub system_ids: Vec<String>,
+    /// Models it applies to.
+    pub models: Vec<String>,
+    /// PCI ids it applies to.
+    pub pci_ids: Vec<String>,
+    /// Firmware GUIDs it applies to.
+    pub guids: Vec<String>,
+    /// Redfish SoftwareIds it applies to.
+    pub software_ids: Vec<String>,
+    /// `added` or `changed`.
+    pub change: String,
+    /// When the sync saw it, ms.
+    pub synced_at: i64,
+}
+
+impl FirmwareCatalogEntry {
+    /// The record key `catalog/entry`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.catalog, self.entry_id)
+    }
+}
+
+/// One scanner rule hit for a blob or a server (`firmware.findings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareFinding {
+    /// Blob sha256 or server SMBIOS UUID (the key).
+    pub target: String,
+    /// `blob` or `server`.
+    pub target_kind: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// info, medium, high, critical.
+    pub severity: String,
+    /// blob, redfish, efivars.
+    pub source: String,
+    /// One-line subject.
+    pub subject: String,
+    /// Container path or variable.
+    pub container_path: Option<String>,
+    /// Offset inside the container.
+    pub offset: Option<i64>,
+    /// Secure Boot variable.
+    pub variable: Option<String>,
+    /// Certificate subject.
+    pub cert_subject: Option<String>,
+    /// Certificate issuer.
+    pub cert_issuer: Option<String>,
+    /// Certificate SHA-1.
+    pub cert_sha1: Option<String>,
+    /// Certificate notAfter.
+    pub cert_not_after: Option<String>,
+    /// Hash the rule is about.
+    pub hash: Option<String>,
+    /// Free-text detail.
+    pub detail: Option<String>,
+    /// Rule pack version.
+    pub rule_pack: String,
+    /// First seen for this target, ms.
+    pub first_seen: i64,
+}
+
+#[cfg(test)]
+mod firmware_tests {
+    use super::*;
+    use crate::catalog::{
+        FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS, topic,
+    };
+    use crate::codec::{decode, encode};
+
+    fn round_trip<T>(topic_name: &str, v: &T)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let spec = topic(topic_name).expect("topic");
+        let bytes = encode(spec, 7, v).expect("encode");
+        let back: T = decode(spec, 7, &bytes).expect("decode");
+        assert_eq!(&back, v);
+    }
+
+    #[test]
+    fn firmware_records_round_trip() {
+        let sha = "ab".repeat(32);
+        round_trip(
+            FIRMWARE_ARTIFACTS,
+            &FirmwareArtifact {
+                sha256: sha.clone(),
+                size: 540_672,
+                vendor: String::new(),
+                component: ComponentKind::Bios,
+                name: "OVMF_VARS_4M.ms.fd".into(),
+                version: String::new(),
+                catalog: "import".into(),
+                url: Some("/tmp/x".into()),
+                stored_at: 5,
+                storage_path: "blobs/sha256/ab/ab/x".into(),
+                integrity: "unverified".into(),
+                quarantined: true,
+                quarantine_reason: Some("critical finding SB-PK-001".into()),
+                max_severity: Some("critical".into()),
+            },
+        );
+        round_trip(
+            FIRMWARE_SCANS,
+            &FirmwareScanResult {
+                sha256: sha.clone(),
+                scanner: "automata-fwscan 0.1".into(),
+                verdict: ScanVerdict::Finding,
+                findings: vec![ScanFinding {
+                    rule: "SB-KEK-001".into(),
+                    severity: "high".into(),
+                    detail: "KEK CA 2011 only".into(),
+                }],
+                scanned_at: 6,
+                rule_pack: "2026.11".into(),
+                max_severity: Some("high".into()),
+            },
+        );
+        round_trip(
+            FIRMWARE_CATALOG,
+            &FirmwareCatalogEntry {
+                catalog: "dell".into(),
+                entry_id: "ABCDE".into(),
+                vendor: "Dell".into(),
+                component_type: "FRMW".into(),
+                name: "NIC".into(),
+                version: "1.2.3".into(),
+                release_date: Some("2026-10-01".into()),
+                criticality: "recommended".into(),
+                url: None,
+                size: Some(10),
+                sha256: None,
+                sha1: None,
+                md5: Some("00".repeat(16)),
+                reboot: Some(true),
+                system_ids: vec!["0A00".into()],
+                models: vec![],
+                pci_ids: vec!["14e4:1600".into()],
+                guids: vec![],
+                software_ids: vec![],
+                change: "added".into(),
+                synced_at: 7,
+            },
+        );
+        round_trip(
+            FIRMWARE_FINDINGS,
+            &FirmwareFinding {
+                target: sha,
+                target_kind: "blob".into(),
+                rule_id: "SB-PK-001".into(),
+                severity: "critical".into(),
+                source: "blob".into(),
+                subject: "test PK".into(),
+                container_path: Some("/vss".into()),
+                offset: Some(12),
+                variable: Some("PK".into()),
+                cert_subject: Some("CN=Snakeoil".into()),
+                cert_issuer: None,
+                cert_sha1: Some("d3".repeat(20)),
+                cert_not_after: None,
+                hash: None,
+                detail: None,
+                rule_pack: "2026.11".into(),
+                first_seen: 8,
+            },
+        );
+    }
+}

@@ -1,0 +1,1491 @@
+//! `metal-automata firmware …`: scanning blobs offline, the content-addressed store, vendor
+//! catalogs and downloads. Apart from `scan`, these are admin commands for the service host:
+//! they work on the data directory (or the `[storage]` location) directly, and publish their
+//! events through `POST /api/v1/firmware/events` when the service is up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use automata_fwcatalog::{CatalogEntry, CatalogFormat, CatalogSource, SyncOutcome};
+use automata_fwscan::{Finding, Limits, RulePack, ScanReport, Severity};
+use automata_fwstore::{
+    DownloadConfig, Downloader, Expected, FetchRequest, FirmwareStore, Manifest, S3Location,
+    StoreLocation,
+};
+use automata_query::firmware::FirmwareEvents;
+use automata_schemas::types::{
+    ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareFinding, FirmwareScanResult,
+    ScanFinding, ScanVerdict,
+};
+use clap::{Args, Subcommand, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::ApiClient;
+use crate::config::Config;
+use crate::output::Output;
+
+/// `firmware` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FirmwareCommand {
+    /// Scan a firmware file offline (no service needed), or a stored blob by SHA-256: container
+    /// tree, Secure Boot variable stores and findings. Exits 0 even with findings; non-zero only
+    /// when the file cannot be read. Nothing is stored or published.
+    Scan(ScanArgs),
+    /// Import a file, or every file under a directory, into the store (air-gapped sites); each
+    /// blob is scanned and a critical finding quarantines it. Runs on the service host.
+    Import {
+        /// File or directory.
+        path: PathBuf,
+        /// Operator rule pack (JSON, or Microsoft's dbx JSON); default: the built-in pack.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Stored blobs with their integrity, last scan and quarantine. Runs on the service host.
+    Ls,
+    /// One stored blob's manifest: provenance, integrity, last scan, quarantine log.
+    Show {
+        /// Blob SHA-256.
+        sha256: String,
+    },
+    /// Quarantine a blob: it stays stored but is not served or installable.
+    Quarantine {
+        /// Blob SHA-256.
+        sha256: String,
+        /// Why (kept in the manifest's quarantine log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a quarantine (audited; the reason is kept in the manifest's quarantine log).
+    Release {
+        /// Blob SHA-256.
+        sha256: String,
+        /// Why it is safe to release.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Scan stored blobs again (after a rule-pack update).
+    Rescan {
+        /// Every stored blob.
+        #[arg(long, conflicts_with = "sha256")]
+        all: bool,
+        /// One blob.
+        #[arg(required_unless_present = "all")]
+        sha256: Option<String>,
+        /// Operator rule pack; default: the built-in pack.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Findings of every stored blob's last scan.
+    Findings {
+        /// Only this rule id (e.g. SB-KEK-001).
+        #[arg(long)]
+        rule: Option<String>,
+    },
+    /// Vendor catalogs: add, list, sync, remove (snapshots under `<data>/firmware/catalogs/`).
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Download a catalog entry into the store (verified against the catalog's hashes), then
+    /// scan it.
+    Fetch {
+        /// `CATALOG/ENTRY` (see `firmware catalog ls` and the synced snapshot).
+        entry: String,
+        /// Operator rule pack; default: the built-in pack.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// An expiring blob URL for a BMC's `SimpleUpdate` (HMAC token, key `<data>/firmware/blob-url.key`).
+    Url {
+        /// Blob SHA-256.
+        sha256: String,
+        /// How long the URL is valid, e.g. 30m or 2h.
+        #[arg(long, default_value = "1h")]
+        expires_in: humantime::Duration,
+        /// The service's base URL as the BMC reaches it (default: --server or the local API).
+        #[arg(long)]
+        base: Option<String>,
+    },
+}
+
+/// `firmware scan` options.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The firmware file (image, capsule, variable store, archive, EFI binary), or the SHA-256
+    /// of a stored blob.
+    pub file: PathBuf,
+    /// Operator rule pack (JSON, or Microsoft's dbx JSON); default: the built-in pack.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+/// `firmware catalog` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Register a catalog.
+    Add {
+        /// A short name: the first half of every entry key.
+        name: String,
+        /// Its URL.
+        url: String,
+        /// Its format.
+        #[arg(long, value_enum)]
+        format: CatalogKind,
+    },
+    /// Registered catalogs and their last good snapshot.
+    Ls,
+    /// Fetch catalogs (conditional GET), keep the last good snapshot, print what changed.
+    Sync {
+        /// Only this catalog.
+        name: Option<String>,
+    },
+    /// Unregister a catalog and drop its snapshot.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Catalog formats the CLI registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CatalogKind {
+    /// Dell `Catalog.xml(.gz)` (UTF-16).
+    Dell,
+    /// HPE SDR `fwrepodata/fwrepo.json`.
+    Hpe,
+    /// LVFS `firmware.xml.{zst,gz}` with its `.jcat`.
+    Lvfs,
+    /// Generic YAML/JSON entries.
+    Generic,
+}
+
+impl CatalogKind {
+    fn format(self) -> CatalogFormat {
+        match self {
+            CatalogKind::Dell => CatalogFormat::Dell,
+            CatalogKind::Hpe => CatalogFormat::HpeSdr { base_url: None },
+            CatalogKind::Lvfs => CatalogFormat::Lvfs {
+                jcat_url: None,
+                firmware_base_url: None,
+                require_signature: false,
+            },
+            CatalogKind::Generic => CatalogFormat::Generic,
+        }
+    }
+}
+
+/// `<data>/firmware`: catalogs, the blob URL key, and the store unless `[storage]` says otherwise.
+pub fn firmware_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir().join("firmware")
+}
+
+/// Where the store lives: `<data>/firmware` by default, else `<storage.url>/firmware` (local
+/// directory or `s3://bucket/prefix`, as history picks its location).
+pub fn store_location(cfg: &Config) -> Result<StoreLocation> {
+    let Some(url) = cfg.storage.url.as_deref() else {
+        return Ok(StoreLocation::Local(firmware_dir(cfg)));
+    };
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            bail!("storage.url {url}: no bucket");
+        }
+        let prefix = prefix.trim_matches('/');
+        return Ok(StoreLocation::S3(S3Location {
+            bucket: bucket.to_string(),
+            prefix: if prefix.is_empty() {
+                "firmware".into()
+            } else {
+                format!("{prefix}/firmware")
+            },
+            endpoint: cfg.storage.s3.endpoint.clone(),
+            region: cfg.storage.s3.region.clone(),
+            allow_http: cfg.storage.s3.allow_http,
+        }));
+    }
+    if url.contains("://") && !url.starts_with("file://") {
+        bail!("storage.url {url}: only local directories and s3:// are supported for firmware");
+    }
+    let local = url.strip_prefix("file://").unwrap_or(url);
+    Ok(StoreLocation::Local(PathBuf::from(local).join("firmware")))
+}
+
+/// Opens the store for this config.
+pub fn open_store(cfg: &Config) -> Result<FirmwareStore> {
+    let loc = store_location(cfg)?;
+    FirmwareStore::open(&loc).with_context(|| format!("opening the firmware store {loc:?}"))
+}
+
+/// The API's firmware route state (store, blob URL key, log, schema ids).
+pub fn api_routes(
+    cfg: &Config,
+    log: automata_log::MessageLog,
+    ids: automata_schemas::SchemaIds,
+) -> Result<automata_query::firmware::FirmwareRoutes> {
+    Ok(automata_query::firmware::FirmwareRoutes {
+        store: open_store(cfg)?,
+        signer: automata_query::firmware::load_or_create_signer(
+            &firmware_dir(cfg).join("blob-url.key"),
+        )?,
+        log,
+        ids,
+    })
+}
+
+fn load_rules(path: Option<&Path>) -> Result<RulePack> {
+    match path {
+        Some(p) => RulePack::load(p).with_context(|| format!("rule pack {}", p.display())),
+        None => Ok(RulePack::builtin()),
+    }
+}
+
+fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(headers.to_vec());
+    t
+}
+
+fn sev(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+fn source_name(s: automata_fwscan::Source) -> &'static str {
+    match s {
+        automata_fwscan::Source::Blob => "blob",
+        automata_fwscan::Source::Redfish => "redfish",
+        automata_fwscan::Source::Efivars => "efivars",
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..16).unwrap_or(sha)
+}
+
+/// Where a finding is, in one cell.
+fn place(f: &Finding) -> String {
+    let mut s = f.evidence.container_path.clone().unwrap_or_default();
+    if let Some(o) = f.evidence.offset {
+        s.push_str(&format!(" @0x{o:x}"));
+    }
+    s
+}
+
+/// The most telling piece of evidence, in one cell.
+fn evidence(f: &Finding) -> String {
+    let e = &f.evidence;
+    let mut parts = Vec::new();
+    if let Some(v) = &e.variable {
+        parts.push(v.clone());
+    }
+    if let Some(s) = &e.cert_subject {
+        parts.push(s.clone());
+    }
+    if let Some(s) = &e.cert_sha1 {
+        parts.push(format!("sha1 {s}"));
+    }
+    if let Some(h) = &e.hash {
+        parts.push(format!("hash {h}"));
+    }
+    if parts.is_empty()
+        && let Some(d) = &e.detail
+    {
+        parts.push(d.clone());
+    }
+    parts.join("; ")
+}
+
+fn findings_table(findings: &[Finding], sha: Option<&str>) -> Table {
+    let mut headers = vec!["severity", "rule", "subject", "where", "evidence"];
+    if sha.is_some() {
+        headers.insert(0, "sha256");
+    }
+    let mut t = table(&headers);
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule_id.cmp(&b.rule_id)));
+    for f in sorted {
+        let mut row = vec![
+            sev(f.severity).to_string(),
+            f.rule_id.clone(),
+            f.subject.clone(),
+            place(f),
+            evidence(f),
+        ];
+        if let Some(s) = sha {
+            row.insert(0, short(s).to_string());
+        }
+        t.add_row(row);
+    }
+    t
+}
+
+/// Entry point of `metal-automata firmware`.
+pub async fn run(
+    cfg: &Config,
+    server: Option<&str>,
+    api: Option<ApiClient>,
+    cmd: FirmwareCommand,
+    out: &Output,
+) -> Result<()> {
+    match cmd {
+        FirmwareCommand::Scan(a) => scan_file(cfg, &a, out).await,
+        FirmwareCommand::Import { path, rules } => {
+            let rules = load_rules(rules.as_deref())?;
+            import(cfg, api.as_ref(), &path, &rules, out).await
+        }
+        FirmwareCommand::Ls => ls(cfg, out).await,
+        FirmwareCommand::Show { sha256 } => show(cfg, &sha256, out).await,
+        FirmwareCommand::Quarantine { sha256, reason } => {
+            set_quarantine(cfg, api.as_ref(), &sha256, &reason, true, out).await
+        }
+        FirmwareCommand::Release { sha256, reason } => {
+            set_quarantine(cfg, api.as_ref(), &sha256, &reason, false, out).await
+        }
+        FirmwareCommand::Rescan {
+            all: _,
+            sha256,
+            rules,
+        } => {
+            let rules = load_rules(rules.as_deref())?;
+            rescan(cfg, api.as_ref(), sha256.as_deref(), &rules, out).await
+        }
+        FirmwareCommand::Findings { rule } => findings(cfg, rule.as_deref(), out).await,
+        FirmwareCommand::Catalog { command } => match command {
+            CatalogCommand::Add { name, url, format } => catalog_add(cfg, &name, &url, format, out),
+            CatalogCommand::Ls => catalog_ls(cfg, out),
+            CatalogCommand::Sync { name } => {
+                catalog_sync(cfg, api.as_ref(), name.as_deref(), out).await
+            }
+            CatalogCommand::Rm { name } => catalog_rm(cfg, &name, out),
+        },
+        FirmwareCommand::Fetch { entry, rules } => {
+            let rules = load_rules(rules.as_deref())?;
+            fetch(cfg, api.as_ref(), &entry, &rules, out).await
+        }
+        FirmwareCommand::Url {
+            sha256,
+            expires_in,
+            base,
+        } => {
+            let signer = automata_query::firmware::load_or_create_signer(
+                &firmware_dir(cfg).join("blob-url.key"),
+            )?;
+            let m = manifest_of(&open_store(cfg)?, &sha256).await?;
+            if let Some(q) = &m.quarantine {
+                bail!(
+                    "{} is quarantined ({}); the service will not serve it until `firmware release`",
+                    m.sha256,
+                    q.reason
+                );
+            }
+            let sha = m.sha256;
+            let expires = chrono::Utc::now()
+                + chrono::Duration::from_std(*expires_in).context("--expires-in")?;
+            let token = signer
+                .sign_blob_url(&sha, expires)
+                .context("not a SHA-256")?;
+            let base = base
+                .or_else(|| server.map(str::to_string))
+                .unwrap_or_else(|| {
+                    let mut addr = cfg.api.listen;
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    format!("http://{addr}")
+                });
+            let url = format!(
+                "{}/api/v1/firmware/blobs/{sha}?token={token}",
+                base.trim_end_matches('/')
+            );
+            out.done(
+                &json!({"url": url, "expires": expires.to_rfc3339()}),
+                &format!("{url}\n(valid until {})", expires.to_rfc3339()),
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------- scan
+
+async fn scan_file(cfg: &Config, a: &ScanArgs, out: &Output) -> Result<()> {
+    let rules = load_rules(a.rules.as_deref())?;
+    let arg = a.file.to_string_lossy();
+    let report = if !a.file.exists() && automata_fwstore::validate_sha256(&arg).is_ok() {
+        // A stored blob by its digest (the file does not exist here).
+        let store = open_store(cfg)?;
+        let m = manifest_of(&store, &arg).await?;
+        let bytes = read_blob(&store, &m.sha256).await?;
+        automata_fwscan::scan(&bytes, &blob_name(&m), &rules, &Limits::default())
+    } else {
+        automata_fwscan::scan_path(&a.file, &rules, &Limits::default())
+            .with_context(|| format!("cannot scan {}", a.file.display()))?
+    };
+    if !out.is_table() {
+        return out.json(&report);
+    }
+    print_report(&report);
+    Ok(())
+}
+
+fn print_report(r: &ScanReport) {
+    println!("{}  {} bytes  sha256 {}", r.name, r.size, r.sha256);
+    println!("rule pack {}", r.rule_pack);
+    let nodes = r.nodes();
+    let mut by_format: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &nodes {
+        *by_format.entry(n.format.as_str()).or_default() += 1;
+    }
+    let mut t = table(&[
+        "top-level container",
+        "offset",
+        "size",
+        "guid / name",
+        "contains",
+    ]);
+    for n in &r.tree {
+        let mut inner = 0usize;
+        let mut stack: Vec<&automata_fwscan::Node> = n.children.iter().collect();
+        while let Some(c) = stack.pop() {
+            inner += 1;
+            stack.extend(c.children.iter());
+        }
+        t.add_row(vec![
+            n.format.clone(),
+            format!("0x{:x}", n.offset),
+            n.size.to_string(),
+            n.guid
+                .clone()
+                .or_else(|| n.name.clone())
+                .unwrap_or_default(),
+            format!("{inner} container(s)"),
+        ]);
+    }
+    println!("{t}");
+    let summary: Vec<String> = by_format.iter().map(|(f, n)| format!("{f} {n}")).collect();
+    println!("{} container(s): {}", nodes.len(), summary.join(", "));
+    for sb in &r.secure_boot {
+        let mut t = table(&["variable", "present", "certificates", "sha256", "other"]);
+        for v in &sb.variables {
+            t.add_row(vec![
+                v.name.clone(),
+                if v.present { "yes" } else { "no" }.to_string(),
+                v.cert_subjects.join("\n"),
+                v.sha256_count.to_string(),
+                v.other_count.to_string(),
+            ]);
+        }
+        println!("Secure Boot variables in {}:\n{t}", sb.path);
+    }
+    if r.findings.is_empty() {
+        println!("no findings");
+    } else {
+        println!("{}", findings_table(&r.findings, None));
+        let worst = r.max_severity().map(sev).unwrap_or("-");
+        println!("{} finding(s), worst {worst}", r.findings.len());
+    }
+    if !r.errors.is_empty() {
+        println!(
+            "{} structural problem(s) (reported as FW-FMT-00x)",
+            r.errors.len()
+        );
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+}
+
+// ---------------------------------------------------------------- store
+
+/// What a scan leaves in a manifest (`last_scan.result`): enough for `ls`, `show`, `findings`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ScanSummary {
+    name: String,
+    max_severity: Option<Severity>,
+    containers: usize,
+    errors: usize,
+    findings: Vec<Finding>,
+}
+
+fn summary_of(m: &Manifest) -> Option<ScanSummary> {
+    let s = m.last_scan.as_ref()?;
+    serde_json::from_value(s.result.clone()).ok()
+}
+
+async fn read_blob(store: &FirmwareStore, sha: &str) -> Result<Vec<u8>> {
+    let body = store
+        .blob_range(sha, automata_fwstore::BlobRange::Full)
+        .await
+        .with_context(|| format!("reading blob {sha}"))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(body.total_size).unwrap_or(0));
+    let mut stream = body.stream;
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.with_context(|| format!("reading blob {sha}"))?);
+    }
+    Ok(bytes)
+}
+
+/// What one scan of a stored blob did.
+#[derive(Debug, Serialize)]
+struct Scanned {
+    sha256: String,
+    name: String,
+    max_severity: Option<Severity>,
+    rule_ids: Vec<String>,
+    quarantined: bool,
+    manifest: Manifest,
+}
+
+/// Scans a stored blob, records the scan, quarantines on a critical finding (unless an operator
+/// released that very finding), and adds its events to `ev`.
+async fn scan_stored(
+    store: &FirmwareStore,
+    sha: &str,
+    name: &str,
+    rules: &RulePack,
+    ev: &mut FirmwareEvents,
+) -> Result<Scanned> {
+    let bytes = read_blob(store, sha).await?;
+    let report = automata_fwscan::scan(&bytes, name, rules, &Limits::default());
+    drop(bytes);
+    let summary = ScanSummary {
+        name: name.to_string(),
+        max_severity: report.max_severity(),
+        containers: report.nodes().len(),
+        errors: report.errors.len(),
+        findings: report.findings.clone(),
+    };
+    let mut manifest = store
+        .record_scan(
+            sha,
+            json!({"version": rules.version}),
+            serde_json::to_value(&summary)?,
+        )
+        .await
+        .with_context(|| format!("recording the scan of {sha}"))?;
+    if let Some(crit) = report
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Critical)
+    {
+        let reason = format!("critical finding {}", crit.rule_id);
+        let released = manifest
+            .quarantine_log
+            .iter()
+            .rposition(|e| e.action == "quarantine" && e.reason == reason)
+            .is_some_and(|i| {
+                manifest.quarantine_log[i..]
+                    .iter()
+                    .any(|e| e.action == "release")
+            });
+        if manifest.quarantine.is_none() && !released {
+            manifest = store
+                .quarantine(sha, &reason, "scanner")
+                .await
+                .with_context(|| format!("quarantining {sha}"))?;
+            tracing::info!(target: "audit", sha256 = %sha, reason = %reason, "firmware quarantined by the scanner");
+        }
+    }
+    let now = now_ms();
+    let max = report.max_severity().map(|s| sev(s).to_string());
+    ev.scans.push(FirmwareScanResult {
+        sha256: sha.to_string(),
+        scanner: concat!("metal-automata ", env!("CARGO_PKG_VERSION")).to_string(),
+        verdict: if report.findings.is_empty() {
+            ScanVerdict::Clean
+        } else {
+            ScanVerdict::Finding
+        },
+        findings: report
+            .findings
+            .iter()
+            .map(|f| ScanFinding {
+                rule: f.rule_id.clone(),
+                severity: sev(f.severity).into(),
+                detail: f.subject.clone(),
+            })
+            .collect(),
+        scanned_at: now,
+        rule_pack: rules.version.clone(),
+        max_severity: max,
+    });
+    ev.findings
+        .extend(report.findings.iter().map(|f| finding_event(sha, f, now)));
+    Ok(Scanned {
+        sha256: sha.to_string(),
+        name: name.to_string(),
+        max_severity: report.max_severity(),
+        rule_ids: report.rule_ids().into_iter().collect(),
+        quarantined: manifest.quarantine.is_some(),
+        manifest,
+    })
+}
+
+fn finding_event(target: &str, f: &Finding, now: i64) -> FirmwareFinding {
+    let e = &f.evidence;
+    FirmwareFinding {
+        target: target.to_string(),
+        target_kind: "blob".into(),
+        rule_id: f.rule_id.clone(),
+        severity: sev(f.severity).into(),
+        source: source_name(f.source).into(),
+        subject: f.subject.clone(),
+        container_path: e.container_path.clone(),
+        offset: e.offset.and_then(|o| i64::try_from(o).ok()),
+        variable: e.variable.clone(),
+        cert_subject: e.cert_subject.clone(),
+        cert_issuer: e.cert_issuer.clone(),
+        cert_sha1: e.cert_sha1.clone(),
+        cert_not_after: e.cert_not_after.clone(),
+        hash: e.hash.clone(),
+        detail: e.detail.clone(),
+        rule_pack: f.rule_pack.clone(),
+        first_seen: now,
+    }
+}
+
+fn integrity_name(m: &Manifest) -> String {
+    serde_json::to_value(m.integrity)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{:?}", m.integrity))
+}
+
+/// A display name: the last source's file name or catalog entry.
+fn blob_name(m: &Manifest) -> String {
+    let Some(s) = m.sources.last() else {
+        return m.sha256.clone();
+    };
+    if let (Some(c), Some(e)) = (&s.catalog, &s.entry) {
+        return format!("{c}/{e}");
+    }
+    s.url
+        .as_deref()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&m.sha256)
+        .to_string()
+}
+
+fn artifact_event(m: &Manifest, entry: Option<&CatalogEntry>) -> FirmwareArtifact {
+    let src = m.sources.last();
+    let max_severity = summary_of(m)
+        .and_then(|s| s.max_severity)
+        .map(|s| sev(s).to_string());
+    FirmwareArtifact {
+        sha256: m.sha256.clone(),
+        size: i64::try_from(m.size).unwrap_or(i64::MAX),
+        vendor: entry.map(|e| e.vendor.clone()).unwrap_or_default(),
+        component: ComponentKind::Other,
+        name: entry.map_or_else(|| blob_name(m), |e| e.name.clone()),
+        version: entry.map(|e| e.version.clone()).unwrap_or_default(),
+        catalog: src
+            .and_then(|s| s.catalog.clone())
+            .unwrap_or_else(|| "import".into()),
+        url: src.and_then(|s| s.url.clone()),
+        stored_at: m.created_at.timestamp_millis(),
+        storage_path: automata_fwstore::blob_path(&m.sha256).to_string(),
+        integrity: integrity_name(m),
+        quarantined: m.quarantine.is_some(),
+        quarantine_reason: m.quarantine.as_ref().map(|q| q.reason.clone()),
+        max_severity,
+    }
+}
+
+/// Sends events to the service; a service that is down is a warning, not a failure.
+async fn publish(api: Option<&ApiClient>, ev: FirmwareEvents) {
+    let Some(api) = api else { return };
+    let empty = ev.artifacts.is_empty()
+        && ev.audit.is_empty()
+        && ev.scans.is_empty()
+        && ev.findings.is_empty()
+        && ev.catalog.is_empty()
+        && ev.catalog_removed.is_empty();
+    if empty {
+        return;
+    }
+    // Catalogs can hold tens of thousands of entries: keep each request small.
+    const CHUNK: usize = 1000;
+    let mut batches = vec![FirmwareEvents {
+        artifacts: ev.artifacts,
+        scans: ev.scans,
+        findings: ev.findings,
+        audit: ev.audit,
+        ..Default::default()
+    }];
+    for c in ev.catalog.chunks(CHUNK) {
+        batches.push(FirmwareEvents {
+            catalog: c.to_vec(),
+            ..Default::default()
+        });
+    }
+    for c in ev.catalog_removed.chunks(CHUNK) {
+        batches.push(FirmwareEvents {
+            catalog_removed: c.to_vec(),
+            ..Default::default()
+        });
+    }
+    for b in batches {
+        let body = match serde_json::to_value(&b) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("warning: events not published: {e}");
+                return;
+            }
+        };
+        if let Err(e) = api.post("/api/v1/firmware/events", &body).await {
+            eprintln!("warning: events not published (is the service up?): {e:#}");
+            return;
+        }
+    }
+}
+
+/// Every regular file under `path` (or `path` itself), sorted.
+fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn import(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    path: &Path,
+    rules: &RulePack,
+    out: &Output,
+) -> Result<()> {
+    let store = open_store(cfg)?;
+    let files = files_under(path)?;
+    let bar = out.progress(files.len() as u64, "import");
+    let mut ev = FirmwareEvents::default();
+    let mut rows = Vec::new();
+    let mut failed = 0usize;
+    for f in &files {
+        bar.set_message(f.display().to_string());
+        let name = f
+            .file_name()
+            .map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into());
+        let r = async {
+            let m = store
+                .import_file(f, &Expected::default())
+                .await
+                .with_context(|| format!("importing {}", f.display()))?;
+            scan_stored(&store, &m.sha256, &name, rules, &mut ev).await
+        }
+        .await;
+        match r {
+            Ok(s) => {
+                ev.artifacts.push(artifact_event(&s.manifest, None));
+                rows.push(
+                    json!({"file": f, "ok": true, "sha256": s.sha256, "size": s.manifest.size,
+                    "integrity": integrity_name(&s.manifest), "max_severity": s.max_severity,
+                    "rule_ids": s.rule_ids, "quarantined": s.quarantined,
+                    "quarantine_reason": s.manifest.quarantine.as_ref().map(|q| q.reason.clone())}),
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                rows.push(json!({"file": f, "ok": false, "error": format!("{e:#}")}));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    publish(api, ev).await;
+    if out.is_table() {
+        let mut t = table(&[
+            "file",
+            "sha256",
+            "size",
+            "integrity",
+            "worst",
+            "findings",
+            "quarantined",
+        ]);
+        for r in &rows {
+            let cell = |k: &str| match r.get(k) {
+                None | Some(Value::Null) => "-".to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+            };
+            if r["ok"] == json!(false) {
+                t.add_row(vec![cell("file"), format!("error: {}", cell("error"))]);
+                continue;
+            }
+            let rules: Vec<String> = r["rule_ids"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            t.add_row(vec![
+                cell("file"),
+                short(&cell("sha256")).to_string(),
+                cell("size"),
+                cell("integrity"),
+                cell("max_severity"),
+                rules.join(" "),
+                match r.get("quarantine_reason").and_then(Value::as_str) {
+                    Some(q) => format!("yes: {q}"),
+                    None => "no".into(),
+                },
+            ]);
+        }
+        println!("{t}");
+        let into = match store_location(cfg)? {
+            StoreLocation::Local(p) => p.display().to_string(),
+            StoreLocation::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
+        };
+        println!("{} file(s) imported into {into}", rows.len() - failed);
+    } else {
+        out.json(&json!({"imported": rows}))?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} file(s) could not be imported", files.len());
+    }
+    Ok(())
+}
+
+async fn manifests(store: &FirmwareStore) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for sha in store.list().await.context("listing the firmware store")? {
+        if let Some(m) = store.manifest(&sha).await? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+async fn ls(cfg: &Config, out: &Output) -> Result<()> {
+    let store = open_store(cfg)?;
+    let all = manifests(&store).await?;
+    if !out.is_table() {
+        return out.json(&json!({"artifacts": all}));
+    }
+    let mut t = table(&[
+        "sha256",
+        "name",
+        "size",
+        "integrity",
+        "last scan",
+        "worst",
+        "quarantine",
+    ]);
+    for m in &all {
+        let summary = summary_of(m);
+        t.add_row(vec![
+            m.sha256.clone(),
+            blob_name(m),
+            m.size.to_string(),
+            integrity_name(m),
+            m.last_scan.as_ref().map_or("never".into(), |s| {
+                s.at.format("%Y-%m-%d %H:%M").to_string()
+            }),
+            summary
+                .and_then(|s| s.max_severity)
+                .map_or("-", sev)
+                .to_string(),
+            m.quarantine
+                .as_ref()
+                .map_or("-".into(), |q| format!("{} ({})", q.reason, q.by)),
+        ]);
+    }
+    println!("{t}");
+    println!("{} blob(s)", all.len());
+    Ok(())
+}
+
+async fn manifest_of(store: &FirmwareStore, sha: &str) -> Result<Manifest> {
+    let sha = sha.to_ascii_lowercase();
+    store
+        .manifest(&sha)
+        .await
+        .with_context(|| format!("reading the manifest of {sha}"))?
+        .with_context(|| format!("no blob {sha} in the store (see `firmware ls`)"))
+}
+
+async fn show(cfg: &Config, sha: &str, out: &Output) -> Result<()> {
+    let store = open_store(cfg)?;
+    let m = manifest_of(&store, sha).await?;
+    if !out.is_table() {
+        return out.json(&m);
+    }
+    let mut t = table(&["field", "value"]);
+    t.add_row(vec!["sha256".to_string(), m.sha256.clone()]);
+    t.add_row(vec!["size".to_string(), m.size.to_string()]);
+    t.add_row(vec!["stored".to_string(), m.created_at.to_rfc3339()]);
+    t.add_row(vec!["integrity".to_string(), integrity_name(&m)]);
+    t.add_row(vec![
+        "signature".to_string(),
+        serde_json::to_string(&m.signature)?,
+    ]);
+    t.add_row(vec![
+        "quarantine".to_string(),
+        m.quarantine.as_ref().map_or("-".into(), |q| {
+            format!("{} (by {}, {})", q.reason, q.by, q.at.to_rfc3339())
+        }),
+    ]);
+    for s in &m.sources {
+        t.add_row(vec![
+            "source".to_string(),
+            format!(
+                "{:?} {} {} at {}",
+                s.kind,
+                s.catalog.as_deref().unwrap_or("-"),
+                s.url.as_deref().unwrap_or("-"),
+                s.fetched_at.to_rfc3339()
+            ),
+        ]);
+    }
+    for e in &m.quarantine_log {
+        t.add_row(vec![
+            e.action.clone(),
+            format!("{} (by {}, {})", e.reason, e.by, e.at.to_rfc3339()),
+        ]);
+    }
+    if let Some(s) = &m.last_scan {
+        t.add_row(vec![
+            "last scan".to_string(),
+            format!("{} with rule pack {}", s.at.to_rfc3339(), s.rule_pack),
+        ]);
+    }
+    println!("{t}");
+    if let Some(s) = summary_of(&m)
+        && !s.findings.is_empty()
+    {
+        println!("{}", findings_table(&s.findings, None));
+    }
+    Ok(())
+}
+
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "operator".into())
+}
+
+async fn set_quarantine(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    sha: &str,
+    reason: &str,
+    quarantine: bool,
+    out: &Output,
+) -> Result<()> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why");
+    }
+    let store = open_store(cfg)?;
+    let before = manifest_of(&store, sha).await?;
+    let by = operator();
+    let m = if quarantine {
+        store.quarantine(&before.sha256, reason, &by).await?
+    } else {
+        if before.quarantine.is_none() {
+            bail!("{} is not quarantined", before.sha256);
+        }
+        store.release(&before.sha256, reason, &by).await?
+    };
+    let action = if quarantine {
+        "quarantined"
+    } else {
+        "released"
+    };
+    tracing::info!(target: "audit", sha256 = %m.sha256, by = %by, reason = %reason, "firmware {action}");
+    let mut ev = FirmwareEvents::default();
+    ev.artifacts.push(artifact_event(&m, None));
+    ev.audit.push(automata_query::firmware::AuditNote {
+        action: format!(
+            "firmware.{}",
+            if quarantine { "quarantine" } else { "release" }
+        ),
+        sha256: m.sha256.clone(),
+        reason: reason.to_string(),
+        by: by.clone(),
+    });
+    publish(api, ev).await;
+    out.done(
+        &serde_json::to_value(&m)?,
+        &format!("{} {action} by {by}: {reason}", m.sha256),
+    )
+}
+
+async fn rescan(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    one: Option<&str>,
+    rules: &RulePack,
+    out: &Output,
+) -> Result<()> {
+    let store = open_store(cfg)?;
+    let targets = match one {
+        Some(s) => vec![manifest_of(&store, s).await?],
+        None => manifests(&store).await?,
+    };
+    let bar = out.progress(targets.len() as u64, "rescan");
+    let mut ev = FirmwareEvents::default();
+    let mut done = Vec::new();
+    for m in &targets {
+        let name = blob_name(m);
+        bar.set_message(name.clone());
+        let s = scan_stored(&store, &m.sha256, &name, rules, &mut ev).await?;
+        ev.artifacts.push(artifact_event(&s.manifest, None));
+        done.push(s);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    publish(api, ev).await;
+    if !out.is_table() {
+        return out.json(&json!({"rescanned": done}));
+    }
+    let mut t = table(&["sha256", "name", "worst", "findings", "quarantined"]);
+    for s in &done {
+        t.add_row(vec![
+            s.sha256.clone(),
+            s.name.clone(),
+            s.max_severity.map_or("-", sev).to_string(),
+            s.rule_ids.join(" "),
+            if s.quarantined { "yes" } else { "no" }.into(),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "{} blob(s) rescanned with rule pack {}",
+        done.len(),
+        rules.version
+    );
+    Ok(())
+}
+
+async fn findings(cfg: &Config, rule: Option<&str>, out: &Output) -> Result<()> {
+    let store = open_store(cfg)?;
+    let mut rows: Vec<(String, Finding)> = Vec::new();
+    for m in manifests(&store).await? {
+        if let Some(s) = summary_of(&m) {
+            for f in s.findings {
+                if rule.is_none_or(|r| r.eq_ignore_ascii_case(&f.rule_id)) {
+                    rows.push((m.sha256.clone(), f));
+                }
+            }
+        }
+    }
+    if !out.is_table() {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|(sha, f)| json!({"sha256": sha, "finding": f}))
+            .collect();
+        return out.json(&json!({"findings": list}));
+    }
+    let mut t = table(&["sha256", "severity", "rule", "subject", "where", "evidence"]);
+    rows.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.0.cmp(&b.0)));
+    for (sha, f) in &rows {
+        t.add_row(vec![
+            short(sha).to_string(),
+            sev(f.severity).into(),
+            f.rule_id.clone(),
+            f.subject.clone(),
+            place(f),
+            evidence(f),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "{} finding(s) in stored blobs (live servers: not yet)",
+        rows.len()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- catalogs
+
+fn catalogs_dir(cfg: &Config) -> PathBuf {
+    firmware_dir(cfg).join("catalogs")
+}
+
+fn catalogs_file(cfg: &Config) -> PathBuf {
+    catalogs_dir(cfg).join("catalogs.json")
+}
+
+fn load_catalogs(cfg: &Config) -> Result<Vec<CatalogSource>> {
+    let path = catalogs_file(cfg);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save_catalogs(cfg: &Config, list: &[CatalogSource]) -> Result<()> {
+    let dir = catalogs_dir(cfg);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = catalogs_file(cfg);
+    let tmp = dir.join(".catalogs.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(list)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        bail!("catalog name {name:?}: use letters, digits, '-', '_' and '.' (at most 64)");
+    }
+    Ok(())
+}
+
+fn catalog_add(cfg: &Config, name: &str, url: &str, kind: CatalogKind, out: &Output) -> Result<()> {
+    valid_name(name)?;
+    let parsed = url::Url::parse(url).with_context(|| format!("catalog URL {url}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("catalog URL {url}: only http and https");
+    }
+    let mut list = load_catalogs(cfg)?;
+    if list.iter().any(|c| c.name == name) {
+        bail!("catalog {name} exists (remove it first with `firmware catalog rm {name}`)");
+    }
+    let mut src = CatalogSource::new(name, url, kind.format());
+    src.snapshot_path = Some(catalogs_dir(cfg).join(format!("{name}.json")));
+    list.push(src.clone());
+    save_catalogs(cfg, &list)?;
+    out.done(
+        &serde_json::to_value(&src)?,
+        &format!(
+            "catalog {name} added ({kind:?}); run `metal-automata firmware catalog sync {name}`"
+        ),
+    )
+}
+
+fn catalog_ls(cfg: &Config, out: &Output) -> Result<()> {
+    let list = load_catalogs(cfg)?;
+    let mut rows = Vec::new();
+    for c in &list {
+        let snap = match &c.snapshot_path {
+            Some(p) => automata_fwcatalog::sync::load_snapshot(p).ok().flatten(),
+            None => None,
+        };
+        rows.push(json!({
+            "name": c.name, "url": c.url, "format": serde_json::to_value(&c.format)?.get("format"),
+            "entries": snap.as_ref().map(|s| s.entries.len()),
+            "fetched_at": snap.as_ref().map(|s| s.fetched_at.clone()),
+            "etag": snap.as_ref().and_then(|s| s.etag.clone()),
+        }));
+    }
+    if !out.is_table() {
+        return out.json(&json!({"catalogs": rows}));
+    }
+    let mut t = table(&["name", "format", "url", "entries", "last sync"]);
+    for r in &rows {
+        let c = |k: &str| match &r[k] {
+            Value::Null => "-".to_string(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        t.add_row(vec![
+            c("name"),
+            c("format"),
+            c("url"),
+            c("entries"),
+            c("fetched_at"),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn catalog_rm(cfg: &Config, name: &str, out: &Output) -> Result<()> {
+    let mut list = load_catalogs(cfg)?;
+    let Some(i) = list.iter().position(|c| c.name == name) else {
+        bail!("no catalog {name} (see `firmware catalog ls`)");
+    };
+    let src = list.remove(i);
+    save_catalogs(cfg, &list)?;
+    if let Some(p) = &src.snapshot_path {
+        match std::fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    out.done(
+        &json!({"removed": name}),
+        &format!("catalog {name} removed"),
+    )
+}
+
+fn catalog_event(e: &CatalogEntry, change: &str, now: i64) -> FirmwareCatalogEntry {
+    let a = &e.applies_to;
+    FirmwareCatalogEntry {
+        catalog: e.catalog.clone(),
+        entry_id: e.entry_id.clone(),
+        vendor: e.vendor.clone(),
+        component_type: e.component_type.clone(),
+        name: e.name.clone(),
+        version: e.version.clone(),
+        release_date: e.release_date.clone(),
+        criticality: serde_json::to_value(e.criticality)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into()),
+        url: e.url.clone(),
+        size: e.size.and_then(|s| i64::try_from(s).ok()),
+        sha256: e.hashes.sha256.clone(),
+        sha1: e.hashes.sha1.clone(),
+        md5: e.hashes.md5.clone(),
+        reboot: e.reboot,
+        system_ids: a.system_ids.clone(),
+        models: a.models.clone(),
+        pci_ids: a.pci_ids.iter().map(pci_id).collect(),
+        guids: a.guids.clone(),
+        software_ids: a.software_ids.clone(),
+        change: change.into(),
+        synced_at: now,
+    }
+}
+
+fn pci_id(p: &automata_fwcatalog::PciId) -> String {
+    match (p.subvendor, p.subdevice) {
+        (Some(sv), Some(sd)) => format!("{:04x}:{:04x}:{sv:04x}:{sd:04x}", p.vendor, p.device),
+        _ => format!("{:04x}:{:04x}", p.vendor, p.device),
+    }
+}
+
+async fn catalog_sync(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    only: Option<&str>,
+    out: &Output,
+) -> Result<()> {
+    let list = load_catalogs(cfg)?;
+    let chosen: Vec<&CatalogSource> = list
+        .iter()
+        .filter(|c| only.is_none_or(|n| n == c.name))
+        .collect();
+    if let Some(n) = only
+        && chosen.is_empty()
+    {
+        bail!("no catalog {n} (see `firmware catalog ls`)");
+    }
+    let bar = out.progress(chosen.len() as u64, "catalog sync");
+    let mut ev = FirmwareEvents::default();
+    let mut rows = Vec::new();
+    let now = now_ms();
+    let mut failed = 0usize;
+    for src in chosen {
+        bar.set_message(src.name.clone());
+        let previous = match &src.snapshot_path {
+            Some(p) => automata_fwcatalog::sync::load_snapshot(p)
+                .with_context(|| format!("reading the snapshot of {}", src.name))?,
+            None => None,
+        };
+        let row = match automata_fwcatalog::sync(src, previous.as_ref()).await {
+            SyncOutcome::NotModified => json!({"name": src.name, "status": "not-modified",
+                "entries": previous.as_ref().map(|p| p.entries.len()),
+                "added": 0, "changed": 0, "removed": 0}),
+            SyncOutcome::Updated { snapshot, diff } => {
+                ev.catalog
+                    .extend(diff.added.iter().map(|e| catalog_event(e, "added", now)));
+                ev.catalog.extend(
+                    diff.changed
+                        .iter()
+                        .map(|c| catalog_event(&c.after, "changed", now)),
+                );
+                ev.catalog_removed
+                    .extend(diff.removed.iter().map(CatalogEntry::key));
+                json!({"name": src.name, "status": "updated", "entries": snapshot.entries.len(),
+                    "added": diff.added.len(), "changed": diff.changed.len(),
+                    "removed": diff.removed.len()})
+            }
+            SyncOutcome::Failed { error } => {
+                failed += 1;
+                json!({"name": src.name, "status": "failed", "error": error.to_string(),
+                    "entries": previous.as_ref().map(|p| p.entries.len()),
+                    "added": 0, "changed": 0, "removed": 0})
+            }
+        };
+        rows.push(row);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    publish(api, ev).await;
+    if out.is_table() {
+        let mut t = table(&[
+            "catalog", "status", "entries", "added", "changed", "removed", "error",
+        ]);
+        for r in &rows {
+            let c = |k: &str| match &r[k] {
+                Value::Null => "-".to_string(),
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            t.add_row(vec![
+                c("name"),
+                c("status"),
+                c("entries"),
+                c("added"),
+                c("changed"),
+                c("removed"),
+                c("error"),
+            ]);
+        }
+        println!("{t}");
+    } else {
+        out.json(&json!({"catalogs": rows}))?;
+    }
+    if failed > 0 {
+        bail!("{failed} catalog(s) failed to sync (their last good snapshot stands)");
+    }
+    Ok(())
+}
+
+async fn fetch(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    spec: &str,
+    rules: &RulePack,
+    out: &Output,
+) -> Result<()> {
+    let Some((cat, id)) = spec.split_once('/') else {
+        bail!("{spec}: expected CATALOG/ENTRY");
+    };
+    let list = load_catalogs(cfg)?;
+    let src = list
+        .iter()
+        .find(|c| c.name == cat)
+        .with_context(|| format!("no catalog {cat} (see `firmware catalog ls`)"))?;
+    let snap = match &src.snapshot_path {
+        Some(p) => automata_fwcatalog::sync::load_snapshot(p)?,
+        None => None,
+    }
+    .with_context(|| {
+        format!("catalog {cat} has no snapshot yet: run `firmware catalog sync {cat}`")
+    })?;
+    let entry = snap
+        .entries
+        .get(spec)
+        .or_else(|| snap.entries.values().find(|e| e.entry_id == id))
+        .with_context(|| format!("no entry {id} in catalog {cat}"))?;
+    let url = entry
+        .url
+        .clone()
+        .with_context(|| format!("entry {spec} has no download URL"))?;
+    let store = open_store(cfg)?;
+    let downloader = Downloader::new(store.clone(), DownloadConfig::default())
+        .context("building the downloader")?;
+    let bar = out.progress(1, &format!("fetch {spec}"));
+    let manifest = downloader
+        .fetch(&FetchRequest {
+            url: url.clone(),
+            catalog: Some(entry.catalog.clone()),
+            entry: Some(entry.entry_id.clone()),
+            expected: Expected {
+                sha256: entry.hashes.sha256.clone(),
+                sha1: entry.hashes.sha1.clone(),
+                md5: entry.hashes.md5.clone(),
+                size: entry.size,
+            },
+        })
+        .await
+        .with_context(|| format!("downloading {url}"))?;
+    bar.set_message("scan");
+    let mut ev = FirmwareEvents::default();
+    let name = url.rsplit('/').next().unwrap_or(spec).to_string();
+    let s = scan_stored(&store, &manifest.sha256, &name, rules, &mut ev).await?;
+    bar.finish_and_clear();
+    ev.artifacts.push(artifact_event(&s.manifest, Some(entry)));
+    publish(api, ev).await;
+    if !out.is_table() {
+        return out.json(&s);
+    }
+    println!(
+        "{spec} stored as {} ({} bytes, {}); worst finding {}; {}",
+        s.sha256,
+        s.manifest.size,
+        integrity_name(&s.manifest),
+        s.max_severity.map_or("-", sev),
+        if s.quarantined {
+            "QUARANTINED"
+        } else {
+            "not quarantined"
+        }
+    );
+    if let Some(sum) = summary_of(&s.manifest)
+        && !sum.findings.is_empty()
+    {
+        println!("{}", findings_table(&sum.findings, None));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_location_follows_storage() {
+        let mut cfg = Config {
+            data_dir: Some(PathBuf::from("/d")),
+            ..Config::default()
+        };
+        assert!(
+            matches!(store_location(&cfg), Ok(StoreLocation::Local(p)) if p == Path::new("/d/firmware"))
+        );
+        cfg.storage.url = Some("/srv/st".into());
+        assert!(
+            matches!(store_location(&cfg), Ok(StoreLocation::Local(p)) if p == Path::new("/srv/st/firmware"))
+        );
+        cfg.storage.url = Some("s3://bkt/pre/".into());
+        match store_location(&cfg) {
+            Ok(StoreLocation::S3(s)) => {
+                assert_eq!(s.bucket, "bkt");
+                assert_eq!(s.prefix, "pre/firmware");
+            }
+            other => panic!("{other:?}"),
+        }
+        cfg.storage.url = Some("gs://x".into());
+        assert!(store_location(&cfg).is_err());
+    }
+
+    #[test]
+    fn catalog_names_are_plain() {
+        assert!(valid_name("dell-r760").is_ok());
+        assert!(valid_name("../x").is_err());
+        assert!(valid_name("").is_err());
+        assert!(valid_name(".hidden").is_err());
+    }
+}
