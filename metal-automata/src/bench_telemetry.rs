@@ -259,11 +259,15 @@ async fn pipeline(
 
     let bar = crate::bench::progress_bar(table, total as u64, "log → health → Parquet");
     let started = Instant::now();
-    let mut rest = records;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().saturating_sub(20_000));
-        let n = tail.len();
-        log.send_batch(TELEMETRY_READINGS, tail).await?;
+    // In order, as polls arrive: the health processor ignores a reading older than the last.
+    let mut records = records.into_iter();
+    loop {
+        let chunk: Vec<Record> = records.by_ref().take(20_000).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        log.send_batch(TELEMETRY_READINGS, chunk).await?;
         bar.inc(n as u64);
     }
     let publish_secs = started.elapsed().as_secs_f64();

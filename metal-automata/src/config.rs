@@ -84,13 +84,24 @@ impl TpmConfig {
             }
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
+            // Written whole to a temp file, then linked into place: a crash never leaves a short
+            // key, and a replica starting at the same time keeps the first one made.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             std::fs::OpenOptions::new()
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(true)
                 .mode(0o600)
-                .open(&path)
-                .and_then(|mut f| f.write_all(&key))
-                .with_context(|| format!("creating {}", path.display()))?;
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
         }
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         bytes

@@ -152,10 +152,16 @@ impl TpmRoutes {
     }
 
     /// The MAC binding a challenge to one enrollment, nonce and expiry.
-    fn mac(&self, label: &[u8], nonce: &[u8], expires: u64, checked: &Checked) -> Vec<u8> {
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(self.key.as_slice()) else {
-            return Vec::new(); // HMAC takes keys of any length: not reached
-        };
+    fn mac(
+        &self,
+        label: &[u8],
+        nonce: &[u8],
+        expires: u64,
+        checked: &Checked,
+    ) -> Result<[u8; 32], ApiError> {
+        // HMAC takes keys of any length, so this does not fail; if it did, nothing is issued.
+        let mut m = Hmac::<Sha256>::new_from_slice(self.key.as_slice())
+            .map_err(|e| ApiError::internal(format!("challenge key: {e}")))?;
         for part in [
             label,
             nonce,
@@ -167,7 +173,7 @@ impl TpmRoutes {
             m.update(&(part.len() as u64).to_be_bytes());
             m.update(part);
         }
-        m.finalize().into_bytes().to_vec()
+        Ok(m.finalize().into_bytes().into())
     }
 }
 
@@ -373,8 +379,9 @@ fn check(roots: &TrustRoots, e: &Enrollment) -> Result<Checked, ApiError> {
         server_id: server_id.clone(),
         ek_fingerprint: ek_fingerprint.clone(),
         ek_certificate_der: cert.clone(),
-        manufacturer: e.manufacturer.clone(),
-        firmware_version: e.firmware_version.clone(),
+        // Blank values from the agent give way to what the EK certificate says.
+        manufacturer: e.manufacturer.clone().filter(|m| !m.trim().is_empty()),
+        firmware_version: e.firmware_version.clone().filter(|v| !v.trim().is_empty()),
         ak_name: hex::encode(&ak_name),
         ak_public: ak_bytes,
         ek_public: Some(ek_bytes),
@@ -469,10 +476,10 @@ async fn challenge(
         .checked_add(CHALLENGE_TTL)
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let secret = r.mac(b"secret", &nonce, expires, &c);
+    let secret = r.mac(b"secret", &nonce, expires, &c)?;
     let made = automata_tpm::make_credential(&c.ek, &c.ak_name, &secret[..32])
         .map_err(|err| ApiError::bad_request(format!("cannot make a credential: {err}")))?;
-    let tag = r.mac(b"token", &nonce, expires, &c);
+    let tag = r.mac(b"token", &nonce, expires, &c)?;
     let token = format!(
         "{}.{expires}.{}",
         hex::encode(nonce),
@@ -513,14 +520,14 @@ async fn activate(
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let genuine = automata_tpm::answer_matches(&r.mac(b"token", &nonce, expires, &c)[..16], &tag);
+    let genuine = automata_tpm::answer_matches(&r.mac(b"token", &nonce, expires, &c)?[..16], &tag);
     let refusal = if let Some(reason) = c.refused.clone() {
         Some(reason)
     } else if !genuine {
         Some("the challenge token is not for this enrollment".to_string())
     } else if now > expires {
         Some("the challenge expired; ask for a new one".to_string())
-    } else if !automata_tpm::answer_matches(&r.mac(b"secret", &nonce, expires, &c)[..32], &answer) {
+    } else if !automata_tpm::answer_matches(&r.mac(b"secret", &nonce, expires, &c)?, &answer) {
         Some("credential activation failed: the AK is not on the TPM that holds this EK".into())
     } else {
         None

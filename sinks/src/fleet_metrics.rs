@@ -119,22 +119,28 @@ pub fn hw_type(component_id: Option<&str>) -> &'static str {
 }
 
 /// `hw.status` per server and component from the compacted `health.state`. It never commits
-/// offsets: every start reads the topic's compacted history again, so a restarted process shows
-/// the whole fleet's health at once, not only what changed since.
+/// offsets and is its own consumer group: every process reads the whole topic from its start, so
+/// each process's `/metrics` shows the whole fleet's health, also after a restart.
 pub struct HealthMetricsSink {
     ids: SchemaIds,
+    group: &'static str,
 }
 
 impl HealthMetricsSink {
-    /// A sink decoding with the registered schema `ids`.
+    /// A sink decoding with the registered schema `ids` (one per process: its group name is made
+    /// once and kept for the process's life).
     pub fn new(ids: SchemaIds) -> Self {
-        HealthMetricsSink { ids }
+        let group = format!("health-metrics-{:016x}", rand::random::<u64>());
+        HealthMetricsSink {
+            ids,
+            group: Box::leak(group.into_boxed_str()),
+        }
     }
 }
 
 impl Sink for HealthMetricsSink {
     fn name(&self) -> &'static str {
-        "health-metrics"
+        self.group
     }
 
     fn inputs(&self) -> Vec<&'static str> {
