@@ -25,6 +25,7 @@ use automata_schemas::types::{
 pub mod block;
 pub mod cpu;
 pub mod edac;
+pub mod efivars;
 pub mod fsutil;
 pub mod hwmon;
 pub mod ipmi;

@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use automata_agent::{TelemetrySample, TelemetryState};
-use automata_schemas::catalog::{INVENTORY_SNAPSHOTS, TELEMETRY_LOGS, TELEMETRY_READINGS, topic};
+use automata_producers::findings::{LiveKeys, SecureBootCheck, SecureBootOutcome};
+use automata_schemas::catalog::{
+    FIRMWARE_FINDINGS, FIRMWARE_SECUREBOOT, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS,
+    TELEMETRY_READINGS, topic,
+};
 use automata_schemas::types::InventorySnapshot;
 use serde::Serialize;
 use serde_json::Value;
@@ -102,6 +106,60 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// Publishes what changed in this machine's Secure Boot keys: findings, then the summary.
+    async fn secure_boot(&self, o: &SecureBootOutcome) -> Result<()> {
+        let snapshots: Vec<_> = o.snapshot.iter().cloned().collect();
+        if o.findings.is_empty() && snapshots.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Sink::Http(api) => {
+                let body = serde_json::json!({"findings": o.findings, "secure_boot": snapshots});
+                api.post("/api/v1/firmware/events", &body).await?;
+            }
+            Sink::Log(log, ids) => {
+                let findings = o
+                    .findings
+                    .iter()
+                    .map(|f| encode(ids, FIRMWARE_FINDINGS, f, &f.target, f.first_seen))
+                    .collect::<Result<Vec<_>>>()?;
+                let snaps = snapshots
+                    .iter()
+                    .map(|s| encode(ids, FIRMWARE_SECUREBOOT, s, &s.server_id, s.observed_at))
+                    .collect::<Result<Vec<_>>>()?;
+                log.send_batch(FIRMWARE_FINDINGS, findings).await?;
+                log.send_batch(FIRMWARE_SECUREBOOT, snaps).await?;
+                log.flush(Duration::from_secs(10)).await.ok();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads this machine's Secure Boot keys from efivarfs and judges them: what to publish
+/// (nothing on a machine without UEFI, or when nothing changed).
+fn check_efivars(
+    check: &SecureBootCheck,
+    root: &std::path::Path,
+    server_id: &str,
+) -> Option<SecureBootOutcome> {
+    let efi = match automata_agent::efivars::read(root) {
+        Ok(Some(efi)) => efi,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the Secure Boot variables");
+            return None;
+        }
+    };
+    let (keys, notes) = LiveKeys::from_efivars(&efi);
+    for n in notes {
+        tracing::warn!(note = %n, "a Secure Boot variable did not parse");
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    Some(check.check_keys(server_id, &keys, now))
+}
+
 fn encode<T: Serialize>(
     ids: &automata_schemas::SchemaIds,
     name: &str,
@@ -159,15 +217,15 @@ pub async fn run(
             "readings": t.readings, "logs": t.logs, "errors": t.errors,
         }));
     }
-    if let (false, false, Ok(api)) = (a.no_tpm, a.direct, &api) {
-        match crate::tpm::enroll_if_present(api, &opts.root).await {
-            Ok(Some(r)) => {
-                tracing::info!(status = %r.status, ek = %r.ek_fingerprint, reason = %r.reason, "TPM enrollment")
-            }
-            Ok(None) => tracing::info!("no TPM: nothing to enroll"),
-            Err(e) => eprintln!("warning: TPM enrollment failed: {e:#}"),
-        }
-    }
+    // TPM enrollment: at start, and again with backoff (1 min doubling to 1 h) while the
+    // service cannot be reached or the TPM cannot be read.
+    let tpm_api = match (a.no_tpm, a.direct, &api) {
+        (false, false, Ok(api)) => Some(api.clone()),
+        _ => None,
+    };
+    let mut tpm_next = tpm_api.as_ref().map(|_| Instant::now());
+    let mut tpm_backoff = Duration::from_secs(60);
+    let sb_check = SecureBootCheck::default();
     let sink = if a.direct {
         let data = cfg.data_dir();
         let log =
@@ -187,6 +245,28 @@ pub async fn run(
     let mut next_telemetry = Instant::now();
     loop {
         let now = Instant::now();
+        if let (Some(api), Some(at)) = (&tpm_api, tpm_next)
+            && now >= at
+        {
+            match crate::tpm::enroll_if_present(api, &opts.root).await {
+                Ok(Some(r)) => {
+                    tracing::info!(status = %r.status, ek = %r.ek_fingerprint, reason = %r.reason, "TPM enrollment");
+                    tpm_next = None;
+                }
+                Ok(None) => {
+                    tracing::info!("no TPM: nothing to enroll");
+                    tpm_next = None;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: TPM enrollment failed ({e:#}); retrying in {}",
+                        humantime::format_duration(tpm_backoff)
+                    );
+                    tpm_next = Some(now + tpm_backoff);
+                    tpm_backoff = (tpm_backoff * 2).min(Duration::from_secs(3600));
+                }
+            }
+        }
         if now >= next_inventory {
             next_inventory = now + Duration::from_secs(a.interval.max(5));
             let o = opts.clone();
@@ -207,6 +287,14 @@ pub async fn run(
                         "warning: cannot publish the inventory ({e:#}); retrying next interval"
                     ),
                 }
+            }
+            // Secure Boot keys, in band: published when they (or their findings) change.
+            let server_id = r.snapshot.server_id.clone();
+            if let Some(o) = check_efivars(&sb_check, &opts.root, &server_id)
+                && let Err(e) = sink.secure_boot(&o).await
+            {
+                eprintln!("warning: cannot publish the Secure Boot state ({e:#}); retrying next interval");
+                sb_check.forget(&server_id);
             }
         }
         if let Some(every) = telemetry_every.filter(|_| now >= next_telemetry) {
@@ -233,10 +321,26 @@ pub async fn run(
                         "telemetry published"
                     );
                 }
+                Err(e)
+                    if e
+                        .downcast_ref::<crate::client::ApiRefused>()
+                        .is_some_and(|r| r.is_permanent()) =>
+                {
+                    // The service will never take this sample: drop it rather than block
+                    // every later one behind it.
+                    tracing::error!(error = %e, readings = t.readings.len(), logs = t.logs.len(), "the service refused this telemetry sample for good; dropped");
+                    state = st;
+                    if let Err(e) = save_state(&state_path, &state) {
+                        tracing::warn!(error = %e, path = %state_path.display(), "cannot save the telemetry cursors");
+                    }
+                }
                 Err(e) => eprintln!("warning: cannot publish telemetry ({e:#}); retrying"),
             }
         }
-        let wake = telemetry_every.map_or(next_inventory, |_| next_inventory.min(next_telemetry));
+        let mut wake = telemetry_every.map_or(next_inventory, |_| next_inventory.min(next_telemetry));
+        if let Some(at) = tpm_next {
+            wake = wake.min(at);
+        }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = tokio::time::sleep_until(wake.into()) => {}

@@ -254,11 +254,7 @@ pub async fn inventory_now(a: InventoryArgs, out: &Output) -> Result<()> {
             automata_bmc::ipmi::collect(&a.address, &Credentials::new(a.username, password), &opts)
                 .await
                 .with_context(|| format!("IPMI inventory of {}", a.address))?;
-        let inv = inventory::BmcInventory {
-            snapshots: vec![snap],
-            vendor: automata_bmc::redfish::oem::Vendor::Generic,
-            requests: 0,
-        };
+        let inv = inventory::BmcInventory::ipmi(snap);
         return out.bmc_inventory(&inv, t.elapsed());
     }
     let opts = ClientOptions {

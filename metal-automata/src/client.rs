@@ -139,7 +139,43 @@ async fn json_body(url: &str, resp: reqwest::Response) -> Result<Value> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| body.to_string());
-        bail!("{url}: {status}: {msg}");
+        return Err(ApiRefused {
+            url: url.to_string(),
+            status: status.as_u16(),
+            message: msg,
+        }
+        .into());
     }
     Ok(body)
+}
+
+/// The service answered with an error status: kept typed so callers can tell a request the
+/// service will never accept (400, 413, 422) from one worth retrying.
+#[derive(Debug)]
+pub struct ApiRefused {
+    /// The request URL.
+    pub url: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The service's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = reqwest::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        write!(f, "{}: {} {reason}: {}", self.url, self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiRefused {}
+
+impl ApiRefused {
+    /// Whether sending the same request again can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.status, 400 | 413 | 422)
+    }
 }

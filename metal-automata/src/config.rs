@@ -76,34 +76,8 @@ impl TpmConfig {
             .challenge_key_file
             .clone()
             .unwrap_or_else(|| data_dir.join("tpm").join("challenge.key"));
-        if !path.exists() {
-            let mut key = [0u8; 32];
-            rand::fill(&mut key);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            // Written whole to a temp file, then linked into place: a crash never leaves a short
-            // key, and a replica starting at the same time keeps the first one made.
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            let linked = std::fs::hard_link(&tmp, &path);
-            let _ = std::fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-            }
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = automata_query::keyfile::load_or_create(&path)
+            .with_context(|| format!("the TPM challenge key {}", path.display()))?;
         bytes
             .try_into()
             .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))
@@ -238,6 +212,7 @@ impl CollectorConfig {
                 concurrency: self.bmc_requests_per_bmc.max(1),
                 ..Default::default()
             },
+            secure_boot: Default::default(),
         }
     }
 }

@@ -24,6 +24,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use automata_producers::findings::TargetKind;
+
 use crate::client::ApiClient;
 use crate::config::Config;
 use crate::output::Output;
@@ -79,11 +81,15 @@ pub enum FirmwareCommand {
         #[arg(long)]
         rules: Option<PathBuf>,
     },
-    /// Findings of every stored blob's last scan.
+    /// Open findings: every stored blob's last scan, and live servers' Secure Boot keys as
+    /// the collectors read them over Redfish (through the service's SQL API).
     Findings {
         /// Only this rule id (e.g. SB-KEK-001).
         #[arg(long)]
         rule: Option<String>,
+        /// Only this server (SMBIOS UUID): its live findings, no blobs.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Vendor catalogs: add, list, sync, remove (snapshots under `<data>/firmware/catalogs/`).
     Catalog {
@@ -98,6 +104,33 @@ pub enum FirmwareCommand {
         /// Operator rule pack; default: the built-in pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+    },
+    /// Which firmware each server could update: its components (latest inventory, through the
+    /// service's SQL API) matched against every synced catalog: a newer version (with its
+    /// criticality), current, or running a version the catalog no longer lists.
+    Updates {
+        /// Only this server (SMBIOS UUID).
+        #[arg(long)]
+        server: Option<String>,
+        /// Also list components that are current.
+        #[arg(long)]
+        all: bool,
+    },
+    /// The rule pack: show the active one, or install an operator's (test keys, dbx reference,
+    /// Authenticode roots; or Microsoft's `dbx_info_msft_latest.json`).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Delete what crashed writers left: staging objects and blobs without a manifest older
+    /// than --older-than, and stale partial downloads.
+    Gc {
+        /// Only what is older than this (a younger orphan may be a writer at work).
+        #[arg(long, default_value = "24h")]
+        older_than: humantime::Duration,
+        /// List what would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// An expiring blob URL for a BMC's `SimpleUpdate` (HMAC token, key `<data>/firmware/blob-url.key`).
     Url {
@@ -121,6 +154,19 @@ pub struct ScanArgs {
     /// Operator rule pack (JSON, or Microsoft's dbx JSON); default: the built-in pack.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+}
+
+/// `firmware rules` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// The active pack: version and contents' counts.
+    Show,
+    /// Install FILE as the active pack (`<data>/firmware/rules.json`): every later import,
+    /// rescan, fetch and the collectors' live Secure Boot check use it. Audited.
+    Update {
+        /// Our pack format (JSON), or Microsoft's `dbx_info_msft_latest.json`.
+        file: PathBuf,
+    },
 }
 
 /// `firmware catalog` subcommands.
@@ -236,11 +282,141 @@ pub fn api_routes(
     })
 }
 
-fn load_rules(path: Option<&Path>) -> Result<RulePack> {
+/// Where `firmware rules update` installs the operator's pack.
+fn rules_file(cfg: &Config) -> PathBuf {
+    firmware_dir(cfg).join("rules.json")
+}
+
+/// The pack in force: the operator's installed pack, or the built-in one.
+pub fn active_rules(cfg: &Config) -> Result<RulePack> {
+    let path = rules_file(cfg);
+    if path.is_file() {
+        return RulePack::load(&path)
+            .with_context(|| format!("the installed rule pack {}", path.display()));
+    }
+    Ok(RulePack::builtin())
+}
+
+fn load_rules(cfg: &Config, path: Option<&Path>) -> Result<RulePack> {
     match path {
         Some(p) => RulePack::load(p).with_context(|| format!("rule pack {}", p.display())),
-        None => Ok(RulePack::builtin()),
+        None => active_rules(cfg),
     }
+}
+
+fn rules_summary(pack: &RulePack) -> Value {
+    json!({
+        "version": pack.version,
+        "test_keys": pack.test_keys.len(),
+        "dbx_images": pack.dbx_reference.images.len(),
+        "dbx_certificates": pack.dbx_reference.certificates.len(),
+        "authenticode_roots": pack.authenticode_roots.len(),
+        "cert_expiry_warning_days": pack.cert_expiry_warning_days,
+    })
+}
+
+fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
+    match cmd {
+        RulesCommand::Show => {
+            let pack = active_rules(cfg)?;
+            let installed = rules_file(cfg).is_file();
+            let mut v = rules_summary(&pack);
+            v["installed"] = json!(installed);
+            out.done(
+                &v,
+                &format!(
+                    "rule pack {} ({}): {} test keys, {} dbx image hashes, {} dbx certificates, {} Authenticode roots",
+                    pack.version,
+                    if installed { "installed" } else { "built in" },
+                    pack.test_keys.len(),
+                    pack.dbx_reference.images.len(),
+                    pack.dbx_reference.certificates.len(),
+                    pack.authenticode_roots.len()
+                ),
+            )
+        }
+        RulesCommand::Update { file } => {
+            let pack =
+                RulePack::load(&file).with_context(|| format!("rule pack {}", file.display()))?;
+            let dir = firmware_dir(cfg);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let tmp = dir.join(".rules.json.tmp");
+            std::fs::write(&tmp, pack.to_json())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            let path = rules_file(cfg);
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(target: "audit", by = %operator(), version = %pack.version, from = %file.display(), "firmware rule pack installed");
+            out.done(
+                &rules_summary(&pack),
+                &format!(
+                    "rule pack {} installed; `firmware rescan --all` applies it to stored blobs, \
+                     and the collectors use it from their next start",
+                    pack.version
+                ),
+            )
+        }
+    }
+}
+
+async fn gc(cfg: &Config, older_than: std::time::Duration, dry_run: bool, out: &Output) -> Result<()> {
+    let before = chrono::Utc::now()
+        - chrono::Duration::from_std(older_than).context("--older-than")?;
+    let store = open_store(cfg)?;
+    let orphans = store.clean_orphans(before, dry_run).await?;
+    let staging = if dry_run {
+        0
+    } else {
+        store.clean_staging(before).await?
+    };
+    // Partial downloads: `<store>/parts/*.part` (a later fetch of the same URL resumes them, so
+    // only stale ones go).
+    let mut parts = Vec::new();
+    if let Some(root) = store.local_root() {
+        let dir = root.join("parts");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let cutoff = std::time::SystemTime::now()
+                .checked_sub(older_than)
+                .unwrap_or(std::time::UNIX_EPOCH);
+            for e in entries.flatten() {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if old && e.path().extension().is_some_and(|x| x == "part") {
+                    if !dry_run {
+                        std::fs::remove_file(e.path())
+                            .with_context(|| format!("removing {}", e.path().display()))?;
+                    }
+                    parts.push(e.path());
+                }
+            }
+        }
+    }
+    if !dry_run && (!orphans.is_empty() || staging > 0 || !parts.is_empty()) {
+        tracing::info!(target: "audit", by = %operator(), orphans = orphans.len(), staging, parts = parts.len(), "firmware store garbage collected");
+    }
+    let text = if dry_run {
+        format!(
+            "would delete: {} blob(s) without a manifest, {} partial download(s) (staging is not listed in a dry run)",
+            orphans.len(),
+            parts.len()
+        )
+    } else {
+        format!(
+            "deleted: {} blob(s) without a manifest, {staging} staging object(s), {} partial download(s)",
+            orphans.len(),
+            parts.len()
+        )
+    };
+    out.done(
+        &json!({
+            "dry_run": dry_run,
+            "orphan_blobs": orphans,
+            "staging_objects": staging,
+            "partial_downloads": parts,
+        }),
+        &text,
+    )
 }
 
 fn table(headers: &[&str]) -> Table {
@@ -248,23 +424,6 @@ fn table(headers: &[&str]) -> Table {
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(headers.to_vec());
     t
-}
-
-fn sev(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
-}
-
-fn source_name(s: automata_fwscan::Source) -> &'static str {
-    match s {
-        automata_fwscan::Source::Blob => "blob",
-        automata_fwscan::Source::Redfish => "redfish",
-        automata_fwscan::Source::Efivars => "efivars",
-    }
 }
 
 fn now_ms() -> i64 {
@@ -318,7 +477,7 @@ fn findings_table(findings: &[Finding], sha: Option<&str>) -> Table {
     sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule_id.cmp(&b.rule_id)));
     for f in sorted {
         let mut row = vec![
-            sev(f.severity).to_string(),
+            Severity::as_str(f.severity).to_string(),
             f.rule_id.clone(),
             f.subject.clone(),
             place(f),
@@ -343,7 +502,7 @@ pub async fn run(
     match cmd {
         FirmwareCommand::Scan(a) => scan_file(cfg, &a, out).await,
         FirmwareCommand::Import { path, rules } => {
-            let rules = load_rules(rules.as_deref())?;
+            let rules = load_rules(cfg, rules.as_deref())?;
             import(cfg, api.as_ref(), &path, &rules, out).await
         }
         FirmwareCommand::Ls => ls(cfg, out).await,
@@ -359,10 +518,12 @@ pub async fn run(
             sha256,
             rules,
         } => {
-            let rules = load_rules(rules.as_deref())?;
+            let rules = load_rules(cfg, rules.as_deref())?;
             rescan(cfg, api.as_ref(), sha256.as_deref(), &rules, out).await
         }
-        FirmwareCommand::Findings { rule } => findings(cfg, rule.as_deref(), out).await,
+        FirmwareCommand::Findings { rule, server } => {
+            findings(cfg, api.as_ref(), rule.as_deref(), server.as_deref(), out).await
+        }
         FirmwareCommand::Catalog { command } => match command {
             CatalogCommand::Add { name, url, format } => catalog_add(cfg, &name, &url, format, out),
             CatalogCommand::Ls => catalog_ls(cfg, out),
@@ -372,9 +533,18 @@ pub async fn run(
             CatalogCommand::Rm { name } => catalog_rm(cfg, &name, out),
         },
         FirmwareCommand::Fetch { entry, rules } => {
-            let rules = load_rules(rules.as_deref())?;
+            let rules = load_rules(cfg, rules.as_deref())?;
             fetch(cfg, api.as_ref(), &entry, &rules, out).await
         }
+        FirmwareCommand::Rules { command } => rules_command(cfg, command, out),
+        FirmwareCommand::Updates { server, all } => {
+            let api = api.context("`firmware updates` reads the inventory from the service: set --server")?;
+            updates(cfg, &api, server.as_deref(), all, out).await
+        }
+        FirmwareCommand::Gc {
+            older_than,
+            dry_run,
+        } => gc(cfg, *older_than, dry_run, out).await,
         FirmwareCommand::Url {
             sha256,
             expires_in,
@@ -421,7 +591,7 @@ pub async fn run(
 // ---------------------------------------------------------------- scan
 
 async fn scan_file(cfg: &Config, a: &ScanArgs, out: &Output) -> Result<()> {
-    let rules = load_rules(a.rules.as_deref())?;
+    let rules = load_rules(cfg, a.rules.as_deref())?;
     let arg = a.file.to_string_lossy();
     let report = if !a.file.exists() && automata_fwstore::validate_sha256(&arg).is_ok() {
         // A stored blob by its digest (the file does not exist here).
@@ -599,7 +769,7 @@ async fn scan_stored(
         }
     }
     let now = now_ms();
-    let max = report.max_severity().map(|s| sev(s).to_string());
+    let max = report.max_severity().map(|s| Severity::as_str(s).to_string());
     ev.scans.push(FirmwareScanResult {
         sha256: sha.to_string(),
         scanner: concat!("metal-automata ", env!("CARGO_PKG_VERSION")).to_string(),
@@ -613,7 +783,7 @@ async fn scan_stored(
             .iter()
             .map(|f| ScanFinding {
                 rule: f.rule_id.clone(),
-                severity: sev(f.severity).into(),
+                severity: Severity::as_str(f.severity).into(),
                 detail: f.subject.clone(),
             })
             .collect(),
@@ -622,7 +792,9 @@ async fn scan_stored(
         max_severity: max,
     });
     ev.findings
-        .extend(report.findings.iter().map(|f| finding_event(sha, f, now)));
+        .extend(report.findings.iter().map(|f| {
+            automata_producers::findings::finding_record(sha, TargetKind::Blob, f, now)
+        }));
     Ok(Scanned {
         sha256: sha.to_string(),
         name: name.to_string(),
@@ -631,29 +803,6 @@ async fn scan_stored(
         quarantined: manifest.quarantine.is_some(),
         manifest,
     })
-}
-
-fn finding_event(target: &str, f: &Finding, now: i64) -> FirmwareFinding {
-    let e = &f.evidence;
-    FirmwareFinding {
-        target: target.to_string(),
-        target_kind: "blob".into(),
-        rule_id: f.rule_id.clone(),
-        severity: sev(f.severity).into(),
-        source: source_name(f.source).into(),
-        subject: f.subject.clone(),
-        container_path: e.container_path.clone(),
-        offset: e.offset.and_then(|o| i64::try_from(o).ok()),
-        variable: e.variable.clone(),
-        cert_subject: e.cert_subject.clone(),
-        cert_issuer: e.cert_issuer.clone(),
-        cert_sha1: e.cert_sha1.clone(),
-        cert_not_after: e.cert_not_after.clone(),
-        hash: e.hash.clone(),
-        detail: e.detail.clone(),
-        rule_pack: f.rule_pack.clone(),
-        first_seen: now,
-    }
 }
 
 fn integrity_name(m: &Manifest) -> String {
@@ -683,7 +832,7 @@ fn artifact_event(m: &Manifest, entry: Option<&CatalogEntry>) -> FirmwareArtifac
     let src = m.sources.last();
     let max_severity = summary_of(m)
         .and_then(|s| s.max_severity)
-        .map(|s| sev(s).to_string());
+        .map(|s| Severity::as_str(s).to_string());
     FirmwareArtifact {
         sha256: m.sha256.clone(),
         size: i64::try_from(m.size).unwrap_or(i64::MAX),
@@ -1088,41 +1237,233 @@ async fn rescan(
     Ok(())
 }
 
-async fn findings(cfg: &Config, rule: Option<&str>, out: &Output) -> Result<()> {
-    let store = open_store(cfg)?;
+async fn findings(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    rule: Option<&str>,
+    server: Option<&str>,
+    out: &Output,
+) -> Result<()> {
     let mut rows: Vec<(String, Finding)> = Vec::new();
-    for m in manifests(&store).await? {
-        if let Some(s) = summary_of(&m) {
-            for f in s.findings {
-                if rule.is_none_or(|r| r.eq_ignore_ascii_case(&f.rule_id)) {
-                    rows.push((m.sha256.clone(), f));
+    if server.is_none() {
+        let store = open_store(cfg)?;
+        for m in manifests(&store).await? {
+            if let Some(s) = summary_of(&m) {
+                for f in s.findings {
+                    if rule.is_none_or(|r| r.eq_ignore_ascii_case(&f.rule_id)) {
+                        rows.push((m.sha256.clone(), f));
+                    }
                 }
             }
         }
     }
+    let live = match api {
+        Some(api) => live_findings(api, rule, server).await,
+        None => Err(anyhow::anyhow!("no service configured")),
+    };
+    let live = match (live, server) {
+        (Ok(l), _) => Some(l),
+        (Err(e), Some(_)) => return Err(e.context("live findings need the service (--server)")),
+        (Err(e), None) => {
+            if out.is_table() {
+                eprintln!("live servers not shown: {e:#}");
+            }
+            None
+        }
+    };
     if !out.is_table() {
         let list: Vec<Value> = rows
             .iter()
             .map(|(sha, f)| json!({"sha256": sha, "finding": f}))
             .collect();
-        return out.json(&json!({"findings": list}));
+        return out.json(&json!({"findings": list, "servers": live.unwrap_or_default()}));
     }
-    let mut t = table(&["sha256", "severity", "rule", "subject", "where", "evidence"]);
-    rows.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.0.cmp(&b.0)));
-    for (sha, f) in &rows {
+    if server.is_none() {
+        let mut t = table(&["sha256", "severity", "rule", "subject", "where", "evidence"]);
+        rows.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.0.cmp(&b.0)));
+        for (sha, f) in &rows {
+            t.add_row(vec![
+                short(sha).to_string(),
+                Severity::as_str(f.severity).into(),
+                f.rule_id.clone(),
+                f.subject.clone(),
+                place(f),
+                evidence(f),
+            ]);
+        }
+        println!("{t}");
+        println!("{} finding(s) in stored blobs", rows.len());
+    }
+    if let Some(live) = live {
+        let mut t = table(&["server", "severity", "rule", "subject", "source", "evidence", "since"]);
+        for f in &live {
+            let cell = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let mut ev = cell("variable");
+            let subject = cell("cert_subject");
+            if !subject.is_empty() {
+                ev = format!("{ev} {subject}");
+            }
+            t.add_row(vec![
+                cell("server"),
+                cell("severity"),
+                cell("rule_id"),
+                cell("subject"),
+                cell("source"),
+                ev,
+                cell("first_seen"),
+            ]);
+        }
+        println!("{t}");
+        println!("{} open finding(s) on live servers", live.len());
+    }
+    Ok(())
+}
+
+/// Open live-server findings: the newest record per server, rule and subject, when open.
+async fn live_findings(
+    api: &ApiClient,
+    rule: Option<&str>,
+    server: Option<&str>,
+) -> Result<Vec<Value>> {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut filter = String::new();
+    if let Some(s) = server {
+        filter.push_str(&format!(" AND lower(server) = lower({})", quote(s)));
+    }
+    if let Some(r) = rule {
+        filter.push_str(&format!(" AND upper(rule_id) = upper({})", quote(r)));
+    }
+    let query = format!(
+        "SELECT server, severity, rule_id, subject, source, variable, cert_subject, \
+         cert_not_after, first_seen FROM (SELECT target AS server, severity, rule_id, subject, \
+         source, variable, cert_subject, cert_not_after, first_seen, state, row_number() OVER \
+         (PARTITION BY target, rule_id, subject ORDER BY recorded_at DESC, record_offset DESC) \
+         AS rn FROM firmware_findings WHERE target_kind = 'server') \
+         WHERE rn = 1 AND state = 'open'{filter} \
+         ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
+         ELSE 3 END, server, rule_id"
+    );
+    let answer = api
+        .post("/api/v1/sql", &json!({ "query": query }))
+        .await
+        .context("querying firmware_findings")?;
+    Ok(answer
+        .get("rows")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
+}
+
+// ---------------------------------------------------------------- updates
+
+/// Every entry of every synced catalog.
+fn synced_entries(cfg: &Config) -> Result<Vec<CatalogEntry>> {
+    let mut entries = Vec::new();
+    for c in load_catalogs(cfg)? {
+        let Some(p) = &c.snapshot_path else { continue };
+        match automata_fwcatalog::sync::load_snapshot(p) {
+            Ok(Some(snap)) => entries.extend(snap.entries.into_values()),
+            Ok(None) => {}
+            Err(e) => eprintln!("catalog {}: last snapshot unreadable ({e}); skipped", c.name),
+        }
+    }
+    Ok(entries)
+}
+
+async fn updates(
+    cfg: &Config,
+    api: &ApiClient,
+    server: Option<&str>,
+    all: bool,
+    out: &Output,
+) -> Result<()> {
+    let entries = synced_entries(cfg)?;
+    if entries.is_empty() {
+        bail!("no synced catalog: `firmware catalog add` one, then `firmware catalog sync`");
+    }
+    let filter = server
+        .map(|s| format!(" AND lower(c.server_id) = lower('{}')", s.replace('\'', "''")))
+        .unwrap_or_default();
+    let query = format!(
+        "SELECT c.server_id, c.component_id, c.kind, c.name, c.firmware_version, \
+         c.properties['software_id'] AS software_id, s.model AS server_model, i.sku \
+         FROM components c \
+         LEFT JOIN servers s ON s.server_id = c.server_id \
+         LEFT JOIN (SELECT server_id, sku FROM (SELECT server_id, sku, row_number() OVER \
+                    (PARTITION BY server_id ORDER BY collected_at DESC) AS rn FROM inventory) \
+                    WHERE rn = 1) i ON i.server_id = c.server_id \
+         WHERE c.firmware_version IS NOT NULL AND c.firmware_version <> ''{filter} \
+         ORDER BY c.server_id, c.component_id"
+    );
+    let answer = api
+        .post("/api/v1/sql", &json!({ "query": query }))
+        .await
+        .context("reading the inventory (components)")?;
+    let rows = answer
+        .get("rows")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let text = |r: &Value, k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut found = Vec::new();
+    for r in &rows {
+        let installed = automata_fwcatalog::InstalledComponent {
+            kind: text(r, "kind").unwrap_or_default(),
+            model: text(r, "server_model"),
+            system_id: text(r, "sku"),
+            software_id: text(r, "software_id"),
+            firmware_version: text(r, "firmware_version").unwrap_or_default(),
+            ..Default::default()
+        };
+        let verdict = automata_fwcatalog::match_component(&entries, &installed);
+        let keep = match &verdict {
+            automata_fwcatalog::MatchVerdict::NoMatch => false,
+            automata_fwcatalog::MatchVerdict::Current { .. } => all,
+            _ => true,
+        };
+        if keep {
+            found.push(json!({
+                "server": text(r, "server_id"),
+                "component_id": text(r, "component_id"),
+                "kind": installed.kind,
+                "name": text(r, "name"),
+                "match": verdict,
+            }));
+        }
+    }
+    if !out.is_table() {
+        return out.json(&json!({"components": rows.len(), "updates": found}));
+    }
+    let mut t = table(&["server", "component", "installed", "latest", "verdict", "criticality", "entry"]);
+    for f in &found {
+        let m = &f["match"];
+        let cell = |v: &Value| v.as_str().unwrap_or("").to_string();
+        let crit = cell(&m["criticality"]);
         t.add_row(vec![
-            short(sha).to_string(),
-            sev(f.severity).into(),
-            f.rule_id.clone(),
-            f.subject.clone(),
-            place(f),
-            evidence(f),
+            cell(&f["server"]),
+            format!("{} {}", cell(&f["kind"]), cell(&f["component_id"])),
+            cell(m.get("installed").or(m.get("version")).unwrap_or(&Value::Null)),
+            cell(m.get("latest").or(m.get("version")).unwrap_or(&Value::Null)),
+            cell(&m["verdict"]),
+            crit,
+            cell(&m["entry_key"]),
         ]);
     }
     println!("{t}");
+    let behind = found
+        .iter()
+        .filter(|f| f["match"]["verdict"] == "update-available")
+        .count();
     println!(
-        "{} finding(s) in stored blobs (live servers: not yet)",
-        rows.len()
+        "{behind} update(s) available across {} component(s) checked against {} catalog entries",
+        rows.len(),
+        entries.len()
     );
     Ok(())
 }

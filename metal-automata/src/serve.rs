@@ -136,12 +136,12 @@ pub async fn serve(
     if roles.contains(&Role::Collector) {
         let shared_log = log.clone();
         let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
-        let (registry, board, kick, bmc_cfg) = (
-            bmc_registry.clone(),
-            bmc_board.clone(),
-            bmc_kick.clone(),
-            cfg.collector.bmc(),
-        );
+        let mut bmc_cfg = cfg.collector.bmc();
+        // The live Secure Boot check judges with the operator's installed rule pack, if any.
+        bmc_cfg.secure_boot = std::sync::Arc::new(automata_producers::findings::SecureBootCheck::new(
+            crate::firmware::active_rules(&cfg)?,
+        ));
+        let (registry, board, kick) = (bmc_registry.clone(), bmc_board.clone(), bmc_kick.clone());
         tasks.spawn(async move {
             let r = automata_producers::bmc::run(log, ids, registry, board, kick, bmc_cfg, s).await;
             ("collector", r.map_err(Into::into))
@@ -330,6 +330,9 @@ async fn start_demo(
     let args = crate::simulate::SimulateArgs {
         control: "127.0.0.1:7879".parse()?,
         fault_rates: vec!["all=0.3".into()],
+        // A fleet mid-rollover: most servers on the 2023 Microsoft CAs, some not, a few with a
+        // test Platform Key, so `firmware findings` has live servers to show.
+        secure_boot: automata_simulator::secureboot::SecureBootProfile::Mixed,
         ..crate::simulate::SimulateArgs::local(servers, "127.1.0.1:8000".parse()?, out.clone())
     };
     let (fleet, _, _, password) = crate::simulate::start_fleet(&args)

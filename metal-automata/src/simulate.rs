@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use automata_simulator::faults::{FaultRates, FaultScript};
 use automata_simulator::mockup::Mockup;
+use automata_simulator::secureboot::SecureBootProfile;
 use automata_simulator::{Addressing, Credentials, Endpoint, Fleet, SimConfig};
 use serde::Serialize;
 
@@ -61,6 +62,15 @@ pub struct SimulateArgs {
     /// long logs; 0 serves them whole.
     #[arg(long, default_value_t = 0)]
     pub page_size: usize,
+    /// The Secure Boot keys the systems show over Redfish: mockup (as the mockup has them),
+    /// ms-2011 (never rolled over to the 2023 Microsoft CAs), ms-2023, test-pk (a "DO NOT
+    /// TRUST" Platform Key) or mixed (per server from the seed).
+    #[arg(long, default_value = "mockup", value_parser = parse_secure_boot)]
+    pub secure_boot: SecureBootProfile,
+}
+
+fn parse_secure_boot(s: &str) -> Result<SecureBootProfile, String> {
+    s.parse()
 }
 
 impl SimulateArgs {
@@ -82,6 +92,7 @@ impl SimulateArgs {
             faults: None,
             out,
             page_size: 0,
+            secure_boot: SecureBootProfile::Mockup,
         }
     }
 }
@@ -277,6 +288,7 @@ pub fn config(a: &SimulateArgs) -> Result<(SimConfig, PathBuf)> {
             script,
             ground_truth: Some(ground_truth),
             page_size: a.page_size,
+            secure_boot: a.secure_boot,
         },
         password_file,
     ))

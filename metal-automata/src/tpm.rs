@@ -129,12 +129,15 @@ async fn enroll_with(api: &ApiClient, tcti: String, server_id: String) -> Result
 /// Enrolls the TPM at `root`'s default device when there is one (the agent's start).
 pub async fn enroll_if_present(api: &ApiClient, root: &Path) -> Result<Option<Enrolled>> {
     let tcti = Tpm::default_tcti();
+    // A device under --root is opened there, not on this host's /dev.
     let device = tcti
         .strip_prefix("device:")
         .map(|d| root.join(d.trim_start_matches('/')));
-    if device.is_some_and(|d| !d.exists()) {
-        return Ok(None);
-    }
+    let tcti = match &device {
+        Some(d) if !d.exists() => return Ok(None),
+        Some(d) => format!("device:{}", d.display()),
+        None => tcti,
+    };
     let id = agent_server_id(root).await?;
     enroll_with(api, tcti, id).await.map(Some)
 }

@@ -45,13 +45,15 @@ use automata_bmc::{ClientOptions, Credentials, RedfishClient};
 use automata_log::{MessageLog, Record};
 use automata_schemas::SchemaIds;
 use automata_schemas::catalog::{
-    INVENTORY_SNAPSHOTS, TELEMETRY_LOGS, TELEMETRY_READINGS, TopicSpec, topic,
+    FIRMWARE_FINDINGS, FIRMWARE_SECUREBOOT, INVENTORY_SNAPSHOTS, TELEMETRY_LOGS,
+    TELEMETRY_READINGS, TopicSpec, topic,
 };
 use automata_schemas::types::{HardwareLogEntry, TelemetryReading};
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::ProducerError;
+use crate::findings::{SecureBootCheck, SecureBootOutcome};
 use cursors::BmcCursors;
 
 const NAME: &str = "redfish-inventory";
@@ -65,6 +67,8 @@ pub struct BmcCollectorConfig {
     pub fleet_concurrency: usize,
     /// Per-BMC client behaviour (its TLS policy comes from the registry entry).
     pub client: ClientOptions,
+    /// The Secure Boot rules run on every system's Redfish keys, and what they last published.
+    pub secure_boot: Arc<SecureBootCheck>,
 }
 
 impl Default for BmcCollectorConfig {
@@ -73,6 +77,7 @@ impl Default for BmcCollectorConfig {
             every: Duration::from_secs(600),
             fleet_concurrency: 128,
             client: ClientOptions::default(),
+            secure_boot: Arc::default(),
         }
     }
 }
@@ -90,8 +95,56 @@ pub struct SweepReport {
     pub components: usize,
     /// HTTP requests sent.
     pub requests: u64,
+    /// Secure Boot finding changes published (`firmware.findings`).
+    pub secure_boot_findings: usize,
     /// Wall time, ms.
     pub elapsed_ms: u64,
+}
+
+/// Publishes a server's Secure Boot outcome: findings to `firmware.findings` first, then the
+/// summary to `firmware.secureboot` (so the summary never names findings not yet published).
+async fn publish_secure_boot(
+    log: &MessageLog,
+    ids: &SchemaIds,
+    outcome: SecureBootOutcome,
+) -> Result<(), ProducerError> {
+    fn encoded<T: serde::Serialize>(
+        ids: &SchemaIds,
+        name: &'static str,
+        items: &[T],
+        key: impl Fn(&T) -> String,
+    ) -> Result<Vec<Record>, ProducerError> {
+        let spec = topic(name).ok_or(ProducerError::NoSchema(name))?;
+        let id = ids.get(name).ok_or(ProducerError::NoSchema(name))?;
+        items
+            .iter()
+            .map(|v| {
+                automata_schemas::encode(spec, id, v)
+                    .map(|b| Record::new(key(v), b))
+                    .map_err(|source| ProducerError::Encode {
+                        collector: NAME,
+                        source,
+                    })
+            })
+            .collect()
+    }
+    let log_err = |source| ProducerError::Log {
+        collector: NAME,
+        source,
+    };
+    if !outcome.findings.is_empty() {
+        let records = encoded(ids, FIRMWARE_FINDINGS, &outcome.findings, |f| f.target.clone())?;
+        log.send_batch(FIRMWARE_FINDINGS, records)
+            .await
+            .map_err(log_err)?;
+    }
+    if let Some(s) = outcome.snapshot {
+        let records = encoded(ids, FIRMWARE_SECUREBOOT, &[s], |s| s.server_id.clone())?;
+        log.send_batch(FIRMWARE_SECUREBOOT, records)
+            .await
+            .map_err(log_err)?;
+    }
+    Ok(())
 }
 
 /// Collects one BMC: a client per call, the session closed at the end.
@@ -106,11 +159,7 @@ pub async fn collect_one(
             retries: opts.retries,
         };
         let snap = automata_bmc::ipmi::collect(&entry.address, &creds, &o).await?;
-        return Ok(inventory::BmcInventory {
-            snapshots: vec![snap],
-            vendor: automata_bmc::redfish::oem::Vendor::Generic,
-            requests: 0,
-        });
+        return Ok(inventory::BmcInventory::ipmi(snap));
     }
     let mut o = opts.clone();
     o.tls = entry.tls.clone();
@@ -180,6 +229,15 @@ pub async fn sweep(
                 }
                 metrics::counter!("automata_collector_inventories_total", "collector" => NAME)
                     .increment(inv.snapshots.len() as u64);
+                for (server, sb) in &inv.secure_boot {
+                    let now_ms = chrono::Utc::now().timestamp_millis();
+                    let outcome = cfg.secure_boot.check(server, sb, now_ms);
+                    report.secure_boot_findings += outcome.findings.len();
+                    if let Err(e) = publish_secure_boot(log, ids, outcome).await {
+                        tracing::warn!(bmc = %entry.name, error = %e, "cannot publish the Secure Boot state; the next sweep retries");
+                        cfg.secure_boot.forget(server);
+                    }
+                }
             }
             Err(e) => {
                 metrics::counter!("automata_collector_errors_total", "collector" => NAME)
@@ -569,14 +627,19 @@ impl SensorPoller {
                 let name = name.clone();
                 async move {
                     let address = t.entry.address.clone();
-                    let polled = tokio::time::timeout(budget, async {
+                    // IPMI polls stop themselves at the budget and still close their session
+                    // (BMCs hold only a few): the outer limit leaves them time for that.
+                    let deadline = tokio::time::Instant::now() + budget;
+                    let polled = tokio::time::timeout(budget + IPMI_CLOSE_GRACE, async {
                         match &mut t.link {
                             Link::Redfish(r) => {
                                 poll_redfish(r, &address, &t.cursors, logs_due, lcfg).await
                             }
                             Link::Ipmi(i) => {
-                                poll_ipmi(i, &address, ipmi_opts, &t.cursors, logs_due, lcfg)
-                                    .await
+                                poll_ipmi(
+                                    i, &address, ipmi_opts, &t.cursors, logs_due, lcfg, deadline,
+                                )
+                                .await
                             }
                         }
                     })
@@ -925,6 +988,7 @@ async fn poll_ipmi(
     committed: &BmcCursors,
     logs_due: bool,
     lcfg: &LogCollectorConfig,
+    deadline: tokio::time::Instant,
 ) -> (
     Result<Vec<TelemetryReading>, String>,
     Option<(Vec<HardwareLogEntry>, BmcCursors)>,
@@ -952,47 +1016,77 @@ async fn poll_ipmi(
             return (Err(e.to_string()), None);
         }
     };
-    let repo = match i.sdr.take() {
-        Some(r) => Ok(r),
-        None => s.read_sdr().await,
-    };
-    let readings = match repo {
-        Ok(mut repo) => {
-            let r = s.poll_sensors(&mut repo, &sid).await;
-            i.sdr = Some(repo);
-            r.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    let mut logs = None;
-    if logs_due && readings.is_ok() {
-        let mut pending = committed.clone();
-        let after = if pending.sel_read {
-            pending.sel_last
+    let work = async {
+        let repo = match i.sdr.take() {
+            Some(r) => Ok(r),
+            None => s.read_sdr().await,
+        };
+        let readings = match repo {
+            Ok(mut repo) => {
+                let r = s.poll_sensors(&mut repo, &sid).await;
+                i.sdr = Some(repo);
+                r.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let logs = if logs_due && readings.is_ok() {
+            read_sel_entries(&mut s, address, &sid, committed, i.sdr.as_ref(), lcfg).await
         } else {
             None
         };
-        match s.read_sel(&sid, after, i.sdr.as_ref()).await {
-            Ok((mut entries, last)) => {
-                if !pending.sel_read && entries.len() > lcfg.logs.max_entries {
-                    // A first read takes the newest entries only, as Redfish logs do.
-                    let skip = entries.len() - lcfg.logs.max_entries;
-                    entries.drain(..skip);
-                }
-                pending.sel_read = true;
-                pending.sel_last = last;
-                logs = Some((entries, pending));
-            }
-            Err(e) => tracing::warn!(address, error = %e, "cannot read the SEL"),
-        }
-    }
+        (readings, logs)
+    };
+    let (readings, logs) = match tokio::time::timeout_at(deadline, work).await {
+        Ok(x) => x,
+        // Out of budget mid-poll: what was half-read is dropped (the SDR is read again).
+        Err(_) => (Err("no answer within the poll budget".to_string()), None),
+    };
     if readings.is_err() {
         i.server_id = None;
     }
-    if let Err(e) = s.close().await {
-        tracing::debug!(address, error = %e, "Close Session failed");
+    match tokio::time::timeout(IPMI_CLOSE_GRACE, s.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(address, error = %e, "Close Session failed"),
+        Err(_) => tracing::debug!(address, "Close Session unanswered"),
     }
     (readings, logs)
+}
+
+/// How long a poll cut at its budget may still take to close its IPMI session.
+const IPMI_CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// New SEL entries since the committed cursor (a first read keeps the newest `max_entries`),
+/// with the cursor to commit once they are published.
+async fn read_sel_entries(
+    s: &mut IpmiSession,
+    address: &str,
+    sid: &str,
+    committed: &BmcCursors,
+    sdr: Option<&SdrRepository>,
+    lcfg: &LogCollectorConfig,
+) -> Option<(Vec<HardwareLogEntry>, BmcCursors)> {
+    let mut pending = committed.clone();
+    let after = if pending.sel_read {
+        pending.sel_last
+    } else {
+        None
+    };
+    match s.read_sel(sid, after, sdr).await {
+        Ok((mut entries, last)) => {
+            if !pending.sel_read && entries.len() > lcfg.logs.max_entries {
+                // A first read takes the newest entries only, as Redfish logs do.
+                let skip = entries.len() - lcfg.logs.max_entries;
+                entries.drain(..skip);
+            }
+            pending.sel_read = true;
+            pending.sel_last = last;
+            Some((entries, pending))
+        }
+        Err(e) => {
+            tracing::warn!(address, error = %e, "cannot read the SEL");
+            None
+        }
+    }
 }
 
 /// One BMC's event stream: entries are published as they arrive; `connected` says whether the

@@ -5,6 +5,7 @@
 //! encode against the registered schema, send keyed by server id.
 
 pub mod bmc;
+pub mod findings;
 pub mod host;
 
 use automata_log::LogError;

@@ -2,7 +2,7 @@
 //! once, cursors persisted across a restart, Server-Sent Events) and OpenIPMI's `ipmi_sim`
 //! (IPMI readings and SEL entries; a dead BMC costs only its timeout).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::UdpSocket as StdUdp;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,54 +10,21 @@ use std::time::{Duration, Instant};
 
 use automata_bmc::redfish::events::SseOptions;
 use automata_bmc::registry::BmcEntry;
-use automata_bmc::{ClientOptions, Credentials, Protocol, TlsPolicy};
-use automata_log::{LogConfig, MessageLog, StartFrom};
+use automata_bmc::{ClientOptions, Credentials, Protocol};
+use automata_log::MessageLog;
 use automata_producers::bmc::{BmcCollectorConfig, LogCollectorConfig, SensorPoller};
 use automata_schemas::SchemaIds;
-use automata_schemas::catalog::{TELEMETRY_LOGS, TELEMETRY_READINGS, topic, topics};
+use automata_schemas::catalog::{TELEMETRY_LOGS, TELEMETRY_READINGS};
 use automata_schemas::types::{HardwareLogEntry, LogSeverity, TelemetryReading};
 use automata_simulator::faults::{FaultKind, FaultSpec};
 use automata_simulator::{Fleet, SimConfig};
 
-// ---- the log ---------------------------------------------------------------------------------
+mod common;
+
+use common::{entry, read_all};
 
 async fn open_log(dir: &Path) -> (MessageLog, SchemaIds) {
-    let log = MessageLog::open(&LogConfig::default(), dir).expect("log");
-    let cfgs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
-    log.ensure_topics(&cfgs).await.expect("topics");
-    let ids = SchemaIds::new(HashMap::from([
-        (TELEMETRY_READINGS.to_string(), 1),
-        (TELEMETRY_LOGS.to_string(), 2),
-    ]));
-    (log, ids)
-}
-
-/// Every record of `topic_name` so far, decoded (a fresh consumer group each time).
-async fn read_all<T: serde::de::DeserializeOwned>(
-    log: &MessageLog,
-    topic_name: &str,
-    schema_id: u32,
-) -> Vec<T> {
-    static GROUP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let g = GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let spec = topic(topic_name).expect("topic");
-    let mut c = log
-        .consumer(&format!("test-{g}"), &[topic_name], StartFrom::Earliest)
-        .expect("consumer");
-    let mut out = Vec::new();
-    loop {
-        let batch = c
-            .recv_batch(10_000, Duration::from_millis(300))
-            .await
-            .expect("recv");
-        if batch.is_empty() {
-            return out;
-        }
-        for r in batch {
-            let v = r.record.value.expect("a value");
-            out.push(automata_schemas::decode(spec, schema_id, &v).expect("decodes"));
-        }
-    }
+    common::open_log(dir, &[(TELEMETRY_READINGS, 1), (TELEMETRY_LOGS, 2)]).await
 }
 
 async fn log_entries(log: &MessageLog) -> Vec<HardwareLogEntry> {
@@ -81,41 +48,8 @@ fn assert_no_repeats(entries: &[HardwareLogEntry]) {
 
 // ---- the Redfish simulator -------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 async fn fleet() -> Fleet {
-    let mut cfg = SimConfig::local(1, 0);
-    for _ in 0..20 {
-        let base = free_port();
-        if base > 60_000 {
-            continue;
-        }
-        cfg.addressing = automata_simulator::Addressing::PortPerServer {
-            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            first_port: base,
-        };
-        if let Ok(f) = Fleet::start(cfg.clone()).await {
-            return f;
-        }
-    }
-    panic!("no run of free ports for the simulator");
-}
-
-fn entry(name: &str, address: &str, protocol: Protocol) -> BmcEntry {
-    BmcEntry {
-        name: name.into(),
-        address: address.into(),
-        username: "admin".into(),
-        protocol,
-        tls: TlsPolicy::Verify,
-        added_at: String::new(),
-        labels: Default::default(),
-    }
+    common::start_fleet(SimConfig::local(1, 0)).await
 }
 
 fn redfish_bmcs(f: &Fleet) -> Vec<(BmcEntry, Credentials)> {

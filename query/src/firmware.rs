@@ -3,7 +3,6 @@
 //! manifests) and `POST /api/v1/firmware/events` (the CLI's catalog, artifact, scan and finding
 //! events onto their topics).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -11,10 +10,12 @@ use std::time::Duration;
 use automata_fwstore::{BlobRange, BlobUrlSigner, FirmwareStore, Manifest, StoreError};
 use automata_log::{MessageLog, Record};
 use automata_schemas::catalog::{
-    FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS, topic,
+    FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS, FIRMWARE_SECUREBOOT,
+    topic,
 };
 use automata_schemas::types::{
     FirmwareArtifact, FirmwareCatalogEntry, FirmwareFinding, FirmwareScanResult,
+    SecureBootSnapshot,
 };
 use automata_schemas::{SchemaIds, encode};
 use axum::Json;
@@ -72,35 +73,7 @@ pub fn load_or_create_signer(path: &Path) -> Result<BlobUrlSigner, KeyError> {
         path: path.display().to_string(),
         source,
     };
-    let key = match std::fs::read(path) {
-        Ok(k) => k,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let key: [u8; 32] = rand::random();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    f.write_all(&key).map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                    key.to_vec()
-                }
-                // Another process made it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::fs::read(path).map_err(io)?
-                }
-                Err(e) => return Err(io(e)),
-            }
-        }
-        Err(e) => return Err(io(e)),
-    };
+    let key = crate::keyfile::load_or_create(path).map_err(io)?;
     BlobUrlSigner::new(key).map_err(|_| KeyError::Weak(path.display().to_string()))
 }
 
@@ -137,6 +110,9 @@ pub struct FirmwareEvents {
     pub catalog: Vec<FirmwareCatalogEntry>,
     /// `catalog/entry` keys that left their catalog: tombstones on `firmware.catalog`.
     pub catalog_removed: Vec<String>,
+    /// `firmware.secureboot` records (key server UUID): the agent's efivars summary.
+    #[schema(value_type = Vec<Object>)]
+    pub secure_boot: Vec<SecureBootSnapshot>,
     /// Operator actions done on the service host (quarantine, release), for the audit log.
     pub audit: Vec<AuditNote>,
 }
@@ -166,6 +142,8 @@ pub struct Published {
     pub findings: usize,
     /// `firmware.catalog` records and tombstones.
     pub catalog: usize,
+    /// `firmware.secureboot`.
+    pub secure_boot: usize,
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -341,6 +319,9 @@ async fn post_events(
             .await?,
         catalog: r
             .publish(FIRMWARE_CATALOG, &ev.catalog, FirmwareCatalogEntry::key)
+            .await?,
+        secure_boot: r
+            .publish(FIRMWARE_SECUREBOOT, &ev.secure_boot, |s| s.server_id.clone())
             .await?,
     };
     if !ev.catalog_removed.is_empty() {

@@ -25,6 +25,7 @@ pub mod bmcs;
 pub mod error;
 pub mod firmware;
 pub mod fleet;
+pub mod keyfile;
 mod http_metrics;
 pub mod registry;
 mod service;

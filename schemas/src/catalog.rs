@@ -30,6 +30,8 @@ pub const FIRMWARE_SCANS: &str = "firmware.scans";
 pub const FIRMWARE_CATALOG: &str = "firmware.catalog";
 /// Topic of firmware scanner findings (key: blob sha256 or server SMBIOS UUID).
 pub const FIRMWARE_FINDINGS: &str = "firmware.findings";
+/// Compacted topic of live servers' Secure Boot state and keys (key SMBIOS UUID).
+pub const FIRMWARE_SECUREBOOT: &str = "firmware.secureboot";
 /// Topic of authorised commands.
 pub const COMMANDS_REQUESTS: &str = "commands.requests";
 /// Topic of command progress and outcomes.
@@ -162,6 +164,14 @@ static TOPICS: &[TopicSpec] = &[
         "FirmwareFinding",
         "sha256 or server_id",
         false,
+        3,
+        None
+    ),
+    avro!(
+        FIRMWARE_SECUREBOOT,
+        "SecureBootSnapshot",
+        "server_id",
+        true,
         3,
         None
     ),

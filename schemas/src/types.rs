@@ -580,13 +580,61 @@ pub struct FirmwareFinding {
     pub rule_pack: String,
     /// First seen for this target, ms.
     pub first_seen: i64,
+    /// `open`, or `resolved` when a live server's finding went away.
+    #[serde(default = "open_state")]
+    pub state: String,
+}
+
+fn open_state() -> String {
+    "open".into()
+}
+
+/// One Secure Boot variable, summarised (`firmware.secureboot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecureBootVariable {
+    /// PK, KEK, db or dbx.
+    pub name: String,
+    /// Whether the variable exists.
+    pub present: bool,
+    /// Certificate subjects, in order.
+    pub cert_subjects: Vec<String>,
+    /// SHA-256 entries.
+    pub sha256_count: i64,
+    /// Entries of other types.
+    pub other_count: i64,
+}
+
+/// A live server's Secure Boot state and keys with the rules' verdict (`firmware.secureboot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecureBootSnapshot {
+    /// SMBIOS UUID (the key).
+    pub server_id: String,
+    /// redfish or efivars.
+    pub source: String,
+    /// When the keys were read, ms.
+    pub observed_at: i64,
+    /// SecureBootEnable.
+    pub enabled: Option<bool>,
+    /// SecureBootCurrentBoot.
+    pub current_boot: Option<String>,
+    /// SecureBootMode.
+    pub mode: Option<String>,
+    /// PK, KEK, db, dbx.
+    pub variables: Vec<SecureBootVariable>,
+    /// Rule ids open now.
+    pub open_findings: Vec<String>,
+    /// The worst open finding's severity.
+    pub worst_severity: Option<String>,
+    /// Rule pack version.
+    pub rule_pack: String,
 }
 
 #[cfg(test)]
 mod firmware_tests {
     use super::*;
     use crate::catalog::{
-        FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS, topic,
+        FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS,
+        FIRMWARE_SECUREBOOT, topic,
     };
     use crate::codec::{decode, encode};
 
@@ -684,6 +732,28 @@ mod firmware_tests {
                 detail: None,
                 rule_pack: "2026.11".into(),
                 first_seen: 8,
+                state: "open".into(),
+            },
+        );
+        round_trip(
+            FIRMWARE_SECUREBOOT,
+            &SecureBootSnapshot {
+                server_id: "4c4c4544-0000-1000-8000-000000000001".into(),
+                source: "redfish".into(),
+                observed_at: 9,
+                enabled: Some(true),
+                current_boot: Some("Enabled".into()),
+                mode: None,
+                variables: vec![SecureBootVariable {
+                    name: "KEK".into(),
+                    present: true,
+                    cert_subjects: vec!["CN=Microsoft Corporation KEK CA 2011".into()],
+                    sha256_count: 0,
+                    other_count: 0,
+                }],
+                open_findings: vec!["SB-KEK-001".into()],
+                worst_severity: Some("high".into()),
+                rule_pack: "2026.11".into(),
             },
         );
     }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod mockup;
 pub mod registry;
+pub mod secureboot;
 pub mod sensors;
 
 use std::io::Write as _;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bmc::{Bmc, Layout};
 use crate::faults::{FaultRates, FaultScript, GroundTruth};
 use crate::mockup::Mockup;
+use crate::secureboot::SecureBootProfile;
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +167,8 @@ pub struct SimConfig {
     /// Serve collections longer than this in pages linked by `Members@odata.nextLink`
     /// (`$skip`), as BMCs do with long logs; 0 serves every collection whole.
     pub page_size: usize,
+    /// The Secure Boot keys the systems carry (Redfish `SecureBoot`).
+    pub secure_boot: SecureBootProfile,
 }
 
 impl SimConfig {
@@ -189,6 +193,7 @@ impl SimConfig {
             script: FaultScript::default(),
             ground_truth: None,
             page_size: 0,
+            secure_boot: SecureBootProfile::Mockup,
         }
     }
 }
@@ -307,10 +312,24 @@ impl Fleet {
             .timeout(Duration::from_secs(600))
             .build()
             .map_err(|e| SimError::Config(format!("HTTP client: {e}")))?;
-        let layouts: Vec<Arc<Layout>> = config
+        // One layout per mockup and Secure Boot variant; a server picks its mockup, then its
+        // variant (the profile `Mixed` resolves per server).
+        let variants = config.secure_boot.variants();
+        let layouts: Vec<Vec<(SecureBootProfile, Arc<Layout>)>> = config
             .mockups
             .iter()
-            .map(|m| Arc::new(Layout::new(m.clone())))
+            .map(|m| {
+                variants
+                    .iter()
+                    .map(|&p| {
+                        let m = match p {
+                            SecureBootProfile::Mockup => m.clone(),
+                            p => Arc::new(secureboot::apply(m, p)),
+                        };
+                        (p, Arc::new(Layout::new(m)))
+                    })
+                    .collect()
+            })
             .collect();
         let shutdown = CancellationToken::new();
         let shared = Arc::new(FleetShared {
@@ -327,7 +346,15 @@ impl Fleet {
         for i in 0..config.servers {
             let pick =
                 (identity::mix(config.seed, i as u64 + 0xB0B) % layouts.len() as u64) as usize;
-            let bmc = Arc::new(Bmc::new(i, layouts[pick].clone(), shared.clone()));
+            let profile = config.secure_boot.for_server(config.seed, i);
+            let options = &layouts[pick];
+            let layout = options
+                .iter()
+                .find(|(p, _)| *p == profile)
+                .or(options.first())
+                .map(|(_, l)| l.clone())
+                .ok_or_else(|| SimError::Config("no mockup to build servers from".into()))?;
+            let bmc = Arc::new(Bmc::new(i, layout, shared.clone()));
             let addr = config.addressing.addr(i)?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

@@ -138,6 +138,39 @@ def test_import_quarantines_snakeoil_and_release_lifts_it(env, tmp_path):
     assert {f["sha256"] for f in findings} == {snake["sha256"]}
 
 
+def test_an_installed_rule_pack_is_used_and_gc_removes_only_orphans(env, tmp_path):
+    assert ma_json(env, "firmware", "rules", "show")["installed"] is False
+    # An operator pack that lists Microsoft's KEK CA 2011 as a leaked key, for the sake of it.
+    pem = os.path.join(os.path.dirname(__file__), "..", "..", "simulator", "secureboot", "ms-kek-2011.pem")
+    fp = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-fingerprint", "-sha1"],
+                        check=True, capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+    pack = tmp_path / "pack.json"
+    pack.write_text(json.dumps({"version": "lab-1", "test_keys": [
+        {"sha1": fp.replace(":", ""), "name": "lab: pretend the 2011 KEK leaked"}]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 3}')
+    assert ma(env, "firmware", "rules", "update", str(bad), check=False).returncode != 0
+    assert ma_json(env, "firmware", "rules", "update", str(pack))["version"] == "lab-1"
+    assert ma_json(env, "firmware", "rules", "show")["installed"] is True
+    report = ma_json(env, "firmware", "scan", MS_VARS)
+    assert "SB-PK-001" in rule_ids(report)
+    assert {f["rule_pack"] for f in report["findings"]} == {"lab-1"}
+
+    # gc: a blob without a manifest goes, an imported one stays.
+    sha = ma_json(env, "firmware", "import", MS_VARS)["imported"][0]["sha256"]
+    orphan = "ab" * 32
+    store = os.path.join(env["METAL_AUTOMATA_DATA_DIR"], "firmware")
+    path = os.path.join(store, "blobs", "sha256", "ab", "ab", orphan)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").write(b"left by a crashed writer")
+    assert ma_json(env, "firmware", "gc")["orphan_blobs"] == []  # younger than 24 h
+    assert ma_json(env, "firmware", "gc", "--older-than", "0s", "--dry-run")["orphan_blobs"] == [orphan]
+    assert os.path.exists(path)
+    assert ma_json(env, "firmware", "gc", "--older-than", "0s")["orphan_blobs"] == [orphan]
+    assert not os.path.exists(path)
+    assert [a["sha256"] for a in ma_json(env, "firmware", "ls")["artifacts"]] == [sha]
+
+
 def test_catalog_add_ls_rm(env):
     ma(env, "firmware", "catalog", "add", "lab", "http://127.0.0.1:9/catalog.json",
        "--format", "generic")
@@ -191,3 +224,88 @@ def test_api_lists_artifacts_serves_ranges_and_takes_events(env, embedded_servic
     with urllib.request.urlopen(url, timeout=10) as r:
         assert r.status == 200
         assert r.read() == open(MS_VARS, "rb").read()
+
+
+def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
+    """Issue 9, done-when 5: a simulated server exposing only the 2011 Microsoft KEK over Redfish
+    appears in `firmware findings --rule SB-KEK-001`, read by the collector from its
+    SecureBootDatabases and judged by the same rules as a blob."""
+    import time
+
+    out = tmp_path / "sim"
+    control = free_port()
+    first = free_port()
+    log_path = str(tmp_path / "sim.log")
+    log = open(log_path, "w")
+    sim = subprocess.Popen(
+        [BIN, "simulate", "--servers", "2", "--seed", "29", "--port-per-server",
+         "--listen", f"127.0.0.1:{first}", "--control", f"127.0.0.1:{control}",
+         "--secure-boot", "ms-2011", "--out", str(out)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    env = dict(service["env"], METAL_AUTOMATA_SERVER=service["url"])
+    try:
+        wait_http(f"http://127.0.0.1:{control}/simulator/v1/fleet", proc=sim, log_path=log_path)
+        fleet = json.loads((out / "bmcs.json").read_text())
+        ids = {b["server_id"] for b in fleet["bmcs"]}
+        ma(env, "bmc", "import", str(out / "bmcs.json"))
+        deadline = time.time() + 120
+        found = {}
+        while time.time() < deadline:
+            ma(env, "bmc", "collect")
+            got = ma_json(env, "firmware", "findings", "--rule", "SB-KEK-001")["servers"]
+            found = {r["server"]: r for r in got if r["server"] in ids}
+            if found.keys() == ids:
+                break
+            time.sleep(2)
+        assert found.keys() == ids, found
+        for r in found.values():
+            assert r["severity"] == "high" and r["source"] == "redfish", r
+            assert "KEK CA 2011" in (r["cert_subject"] or ""), r
+        # One server, every rule: the 2011 db CAs and the placeholder dbx too.
+        one = sorted(ids)[0]
+        rules = {r["rule_id"] for r in ma_json(env, "firmware", "findings", "--server", one)["servers"]}
+        assert {"SB-KEK-001", "SB-DB-001", "SB-DB-002", "SB-DBX-001"} <= rules, rules
+        table = ma(env, "firmware", "findings", "--rule", "SB-KEK-001").stdout
+        assert one in table and "SB-KEK-001" in table, table
+        # The summary per server (firmware.secureboot) answers the rollover question in SQL.
+        rows = ma_json(env, "sql", "SELECT server_id, worst_severity FROM secure_boot "
+                                   "WHERE array_has(open_findings, 'SB-KEK-001')")["rows"]
+        assert ids <= {r["server_id"] for r in rows}, rows
+
+        # Catalog matching: a generic catalog served over HTTP lists a newer BIOS for this model
+        # (the built-in mockup is a Contoso 3500 on BIOS "P79 v1.45 (12/06/2017)").
+        import functools
+        import http.server
+        import threading
+        cat_dir = tmp_path / "catalog"
+        cat_dir.mkdir()
+        (cat_dir / "lab.json").write_text(json.dumps({"entries": [
+            {"id": "bios-p79-1.46", "url": "http://127.0.0.1:9/bios-p79-1.46.bin", "sha256": "00" * 32,
+             "vendor": "Contoso", "component": "bios", "version": "P79 v1.46 (03/01/2026)",
+             "models": ["3500"], "criticality": "critical"},
+            {"id": "bios-p79-1.40", "url": "http://127.0.0.1:9/bios-p79-1.40.bin", "sha256": "11" * 32,
+             "vendor": "Contoso", "component": "bios", "version": "P79 v1.40 (01/01/2017)",
+             "models": ["3500"]},
+            {"id": "other-model", "url": "http://127.0.0.1:9/x.bin", "sha256": "22" * 32,
+             "vendor": "Contoso", "component": "bios", "version": "P99 v9", "models": ["9999"]}]}))
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cat_dir))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/lab.json"
+            ma(env, "firmware", "catalog", "add", "lab-updates", url, "--format", "generic")
+            ma(env, "firmware", "catalog", "sync", "lab-updates")
+            got = ma_json(env, "firmware", "updates", "--server", one)
+            bios = [u for u in got["updates"] if u["kind"] == "bios"]
+            assert len(bios) == 1, got
+            m = bios[0]["match"]
+            assert m["verdict"] == "update-available", m
+            assert m["latest"] == "P79 v1.46 (03/01/2026)" and m["installed"].startswith("P79 v1.45"), m
+            assert m["criticality"] == "critical" and m["entry_key"] == "lab-updates/bios-p79-1.46", m
+            table = ma(env, "firmware", "updates").stdout
+            assert "update-available" in table and one in table, table
+        finally:
+            httpd.shutdown()
+    finally:
+        stop(sim, log)

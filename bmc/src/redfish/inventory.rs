@@ -380,10 +380,24 @@ pub fn identity(system: &Value) -> (SystemIdentity, BiosInfo) {
 pub struct BmcInventory {
     /// One snapshot per ComputerSystem.
     pub snapshots: Vec<InventorySnapshot>,
+    /// Secure Boot state and keys per server id, for systems whose BMC reports them.
+    pub secure_boot: Vec<(String, super::secureboot::SecureBootState)>,
     /// The vendor, as detected.
     pub vendor: Vendor,
     /// Requests sent (retries included).
     pub requests: u64,
+}
+
+impl BmcInventory {
+    /// An IPMI BMC's inventory: its one snapshot (no vendor detection, no Redfish requests).
+    pub fn ipmi(snapshot: InventorySnapshot) -> Self {
+        BmcInventory {
+            snapshots: vec![snapshot],
+            secure_boot: Vec::new(),
+            vendor: Vendor::Generic,
+            requests: 0,
+        }
+    }
 }
 
 /// Reads the BMC at `client` and returns a snapshot per system. `address` is how the operator
@@ -431,6 +445,7 @@ pub async fn collect(client: &RedfishClient, address: &str) -> Result<BmcInvento
     .await;
 
     let mut snapshots = Vec::new();
+    let mut secure_boot = Vec::new();
     let single = systems.len() == 1;
     for system in &systems {
         let mut errors = shared_errors.clone();
@@ -631,6 +646,15 @@ pub async fn collect(client: &RedfishClient, address: &str) -> Result<BmcInvento
             components.push(manager(m, address));
         }
         attach_firmware(&mut components, vendor, &firmware, single);
+        if let Some(uri) = link(system, "SecureBoot") {
+            match super::secureboot::read(client, &uri).await {
+                Ok(sb) => {
+                    errors.extend(sb.notes.iter().map(|n| format!("SecureBoot: {n}")));
+                    secure_boot.push((server_id.clone(), sb));
+                }
+                Err(e) => errors.push(format!("SecureBoot: {e}")),
+            }
+        }
         let (system_id, bios_info) = identity(system);
         snapshots.push(InventorySnapshot {
             server_id,
@@ -644,6 +668,7 @@ pub async fn collect(client: &RedfishClient, address: &str) -> Result<BmcInvento
     }
     Ok(BmcInventory {
         snapshots,
+        secure_boot,
         vendor,
         requests: client.requests_sent(),
     })

@@ -11,6 +11,7 @@ pub mod events;
 pub mod inventory;
 pub mod logs;
 pub mod oem;
+pub mod secureboot;
 pub mod telemetry;
 
 use std::sync::Arc;

@@ -18,6 +18,29 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The lowercase name used in topics, tables and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl Source {
+    /// The lowercase name used in topics, tables and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Blob => "blob",
+            Source::Redfish => "redfish",
+            Source::Efivars => "efivars",
+        }
+    }
+}
+
 /// Where the Secure Boot data came from, so one rule set serves blobs and live servers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -32,3 +32,8 @@ pub fn staging_prefix() -> Path {
 pub fn manifest_prefix() -> Path {
     Path::from("manifests")
 }
+
+/// The blob prefix, for garbage collection.
+pub fn blob_prefix() -> Path {
+    Path::from("blobs/sha256")
+}

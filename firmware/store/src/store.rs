@@ -31,7 +31,9 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::hash::{Expected, Hashes, MultiHasher, validate_sha256};
-use crate::layout::{blob_path, manifest_path, manifest_prefix, staging_path, staging_prefix};
+use crate::layout::{
+    blob_path, blob_prefix, manifest_path, manifest_prefix, staging_path, staging_prefix,
+};
 use crate::manifest::{
     Manifest, Quarantine, QuarantineEvent, ScanRecord, SignatureStatus, Source, SourceKind,
 };
@@ -498,6 +500,41 @@ impl FirmwareStore {
             }
         }
         Ok(old.len())
+    }
+
+    /// Blobs without a manifest last written before `before` (a writer stopped between the
+    /// blob and its manifest, or a manifest was deleted by hand): deleted unless `dry_run`.
+    /// Returns their digests.
+    pub async fn clean_orphans(
+        &self,
+        before: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let known: std::collections::HashSet<String> = self.list().await?.into_iter().collect();
+        let mut listing = self.inner.os.list(Some(&blob_prefix()));
+        let mut orphans = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
+            if validate_sha256(name).is_ok()
+                && !known.contains(name)
+                && meta.last_modified < before
+            {
+                orphans.push((name.to_string(), meta.location.clone()));
+            }
+        }
+        drop(listing);
+        if !dry_run {
+            for (_, p) in &orphans {
+                match self.inner.os.delete(p).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(orphans.into_iter().map(|(sha, _)| sha).collect())
     }
 
     async fn update_existing(

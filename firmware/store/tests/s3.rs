@@ -169,11 +169,25 @@ async fn s3_store_against_moto() {
         "nothing new under blobs/"
     );
     assert!(keys(&store, "staging").await.is_empty());
+    // A fresh peer: the first GET is cut halfway, the Range GET finishes it, the blob lands.
+    let (base, peer) = http_peer().await;
     r.expected.sha256 = Some(sha256_hex(&peer.blob));
-    r.url = format!("{base}/f/blob");
-    let m = dl.fetch(&r).await.expect("download");
+    r.url = format!("{base}/f/cut");
+    let m = dl.fetch(&r).await.expect("download resumed after a cut");
     assert_eq!(m.integrity, IntegrityState::VerifiedSha256);
+    assert_eq!(peer.hits("cut"), 2);
+    assert_eq!(peer.ranges("cut").len(), 1, "resumed with one Range request");
     assert_eq!(keys(&store, "blobs").await.len(), 2);
+    let body = store
+        .blob_range(&m.sha256, BlobRange::Inclusive(0, 15))
+        .await
+        .expect("read back");
+    let head: Vec<u8> = body
+        .stream
+        .map(|b| b.expect("chunk").to_vec())
+        .concat()
+        .await;
+    assert_eq!(head, peer.blob[..16].to_vec());
     assert!(
         std::fs::read_dir(parts.path())
             .expect("parts")

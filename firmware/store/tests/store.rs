@@ -291,3 +291,31 @@ async fn ingest_figure_matches_the_hash() {
     assert_eq!(fig.sha256.len(), 64);
     eprintln!("ingest (debug build): {:.0} MB/s", fig.bytes_per_sec / 1e6);
 }
+
+#[tokio::test]
+async fn gc_removes_only_old_blobs_without_a_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("store");
+    let store = FirmwareStore::local(&root).expect("store");
+    let src = dir.path().join("a.bin");
+    std::fs::write(&src, b"kept").expect("write");
+    let kept = store
+        .import_file(&src, &Expected::default())
+        .await
+        .expect("import");
+    // A blob whose writer stopped before its manifest: bytes under blobs/, no manifest.
+    let orphan = sha256_hex(b"orphan");
+    let path = root.join(blob_path(&orphan).as_ref());
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, b"orphan").expect("write");
+
+    // Too young to be an orphan: a writer may be about to write its manifest.
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert!(store.clean_orphans(an_hour_ago, false).await.expect("gc").is_empty());
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(store.clean_orphans(soon, true).await.expect("dry run"), vec![orphan.clone()]);
+    assert!(path.exists(), "a dry run deletes nothing");
+    assert_eq!(store.clean_orphans(soon, false).await.expect("gc"), vec![orphan]);
+    assert!(!path.exists());
+    assert!(store.has_blob(&kept.sha256).await.expect("head"), "a blob with a manifest stays");
+}

@@ -166,6 +166,30 @@ pub const VIEWS: &[View] = &[
               FROM raw.firmware_scans",
     },
     View {
+        name: "firmware_findings",
+        about: "Scanner findings on stored firmware images and on live servers' Secure Boot keys \
+                (Redfish, efivars); a server's finding that went away is recorded as resolved",
+        topics: &[catalog::FIRMWARE_FINDINGS],
+        time_column: Some("first_seen"),
+        sql: "SELECT first_seen, target, target_kind, rule_id, lower(severity) AS severity, \
+              source, subject, variable, cert_subject, cert_issuer, cert_not_after, hash, \
+              detail, rule_pack, state, _log_timestamp AS recorded_at, _offset AS record_offset \
+              FROM raw.firmware_findings",
+    },
+    View {
+        name: "secure_boot",
+        about: "Latest Secure Boot state of every live server: mode, certificate subjects and \
+                hash counts per variable (PK, KEK, db, dbx), open rule ids, worst severity",
+        topics: &[catalog::FIRMWARE_SECUREBOOT],
+        time_column: None,
+        sql: "SELECT server_id, source, observed_at, enabled, current_boot, mode, variables, \
+              open_findings, worst_severity, rule_pack \
+              FROM (SELECT *, row_number() OVER (PARTITION BY server_id \
+                    ORDER BY _log_timestamp DESC, _offset DESC) AS _rn \
+                    FROM raw.firmware_secureboot) \
+              WHERE _rn = 1",
+    },
+    View {
         name: "tpm_registrations",
         about: "TPM endorsement and attestation key registrations",
         topics: &[catalog::TPM_REGISTRATIONS],
