@@ -81,6 +81,10 @@ mod tests {
         assert_eq!(sb.setup_mode, Some(false));
         assert_eq!(sb.variables["KEK"], Some(vec![0xaa, 0xbb]));
         assert_eq!(sb.variables["PK"], None);
-        assert_eq!(sb.variables["dbx"], Some(Vec::new()), "a short file is an empty payload");
+        assert_eq!(
+            sb.variables["dbx"],
+            Some(Vec::new()),
+            "a short file is an empty payload"
+        );
     }
 }

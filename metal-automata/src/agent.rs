@@ -293,7 +293,9 @@ pub async fn run(
             if let Some(o) = check_efivars(&sb_check, &opts.root, &server_id)
                 && let Err(e) = sink.secure_boot(&o).await
             {
-                eprintln!("warning: cannot publish the Secure Boot state ({e:#}); retrying next interval");
+                eprintln!(
+                    "warning: cannot publish the Secure Boot state ({e:#}); retrying next interval"
+                );
                 sb_check.forget(&server_id);
             }
         }
@@ -322,8 +324,7 @@ pub async fn run(
                     );
                 }
                 Err(e)
-                    if e
-                        .downcast_ref::<crate::client::ApiRefused>()
+                    if e.downcast_ref::<crate::client::ApiRefused>()
                         .is_some_and(|r| r.is_permanent()) =>
                 {
                     // The service will never take this sample: drop it rather than block
@@ -337,7 +338,8 @@ pub async fn run(
                 Err(e) => eprintln!("warning: cannot publish telemetry ({e:#}); retrying"),
             }
         }
-        let mut wake = telemetry_every.map_or(next_inventory, |_| next_inventory.min(next_telemetry));
+        let mut wake =
+            telemetry_every.map_or(next_inventory, |_| next_inventory.min(next_telemetry));
         if let Some(at) = tpm_next {
             wake = wake.min(at);
         }

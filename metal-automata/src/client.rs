@@ -167,7 +167,11 @@ impl std::fmt::Display for ApiRefused {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
-        write!(f, "{}: {} {reason}: {}", self.url, self.status, self.message)
+        write!(
+            f,
+            "{}: {} {reason}: {}",
+            self.url, self.status, self.message
+        )
     }
 }
 

@@ -15,8 +15,8 @@ use automata_fwstore::{
 };
 use automata_query::firmware::FirmwareEvents;
 use automata_schemas::types::{
-    ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareFinding, FirmwareScanResult,
-    ScanFinding, ScanVerdict,
+    ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareScanResult, ScanFinding,
+    ScanVerdict,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -358,9 +358,14 @@ fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
     }
 }
 
-async fn gc(cfg: &Config, older_than: std::time::Duration, dry_run: bool, out: &Output) -> Result<()> {
-    let before = chrono::Utc::now()
-        - chrono::Duration::from_std(older_than).context("--older-than")?;
+async fn gc(
+    cfg: &Config,
+    older_than: std::time::Duration,
+    dry_run: bool,
+    out: &Output,
+) -> Result<()> {
+    let before =
+        chrono::Utc::now() - chrono::Duration::from_std(older_than).context("--older-than")?;
     let store = open_store(cfg)?;
     let orphans = store.clean_orphans(before, dry_run).await?;
     let staging = if dry_run {
@@ -538,7 +543,8 @@ pub async fn run(
         }
         FirmwareCommand::Rules { command } => rules_command(cfg, command, out),
         FirmwareCommand::Updates { server, all } => {
-            let api = api.context("`firmware updates` reads the inventory from the service: set --server")?;
+            let api = api
+                .context("`firmware updates` reads the inventory from the service: set --server")?;
             updates(cfg, &api, server.as_deref(), all, out).await
         }
         FirmwareCommand::Gc {
@@ -663,7 +669,7 @@ fn print_report(r: &ScanReport) {
         println!("no findings");
     } else {
         println!("{}", findings_table(&r.findings, None));
-        let worst = r.max_severity().map(sev).unwrap_or("-");
+        let worst = r.max_severity().map(Severity::as_str).unwrap_or("-");
         println!("{} finding(s), worst {worst}", r.findings.len());
     }
     if !r.errors.is_empty() {
@@ -769,7 +775,9 @@ async fn scan_stored(
         }
     }
     let now = now_ms();
-    let max = report.max_severity().map(|s| Severity::as_str(s).to_string());
+    let max = report
+        .max_severity()
+        .map(|s| Severity::as_str(s).to_string());
     ev.scans.push(FirmwareScanResult {
         sha256: sha.to_string(),
         scanner: concat!("metal-automata ", env!("CARGO_PKG_VERSION")).to_string(),
@@ -791,10 +799,12 @@ async fn scan_stored(
         rule_pack: rules.version.clone(),
         max_severity: max,
     });
-    ev.findings
-        .extend(report.findings.iter().map(|f| {
-            automata_producers::findings::finding_record(sha, TargetKind::Blob, f, now)
-        }));
+    ev.findings.extend(
+        report
+            .findings
+            .iter()
+            .map(|f| automata_producers::findings::finding_record(sha, TargetKind::Blob, f, now)),
+    );
     Ok(Scanned {
         sha256: sha.to_string(),
         name: name.to_string(),
@@ -1063,7 +1073,7 @@ async fn ls(cfg: &Config, out: &Output) -> Result<()> {
             }),
             summary
                 .and_then(|s| s.max_severity)
-                .map_or("-", sev)
+                .map_or("-", Severity::as_str)
                 .to_string(),
             m.quarantine
                 .as_ref()
@@ -1223,7 +1233,7 @@ async fn rescan(
         t.add_row(vec![
             s.sha256.clone(),
             s.name.clone(),
-            s.max_severity.map_or("-", sev).to_string(),
+            s.max_severity.map_or("-", Severity::as_str).to_string(),
             s.rule_ids.join(" "),
             if s.quarantined { "yes" } else { "no" }.into(),
         ]);
@@ -1295,7 +1305,9 @@ async fn findings(
         println!("{} finding(s) in stored blobs", rows.len());
     }
     if let Some(live) = live {
-        let mut t = table(&["server", "severity", "rule", "subject", "source", "evidence", "since"]);
+        let mut t = table(&[
+            "server", "severity", "rule", "subject", "source", "evidence", "since",
+        ]);
         for f in &live {
             let cell = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             let mut ev = cell("variable");
@@ -1364,7 +1376,10 @@ fn synced_entries(cfg: &Config) -> Result<Vec<CatalogEntry>> {
         match automata_fwcatalog::sync::load_snapshot(p) {
             Ok(Some(snap)) => entries.extend(snap.entries.into_values()),
             Ok(None) => {}
-            Err(e) => eprintln!("catalog {}: last snapshot unreadable ({e}); skipped", c.name),
+            Err(e) => eprintln!(
+                "catalog {}: last snapshot unreadable ({e}); skipped",
+                c.name
+            ),
         }
     }
     Ok(entries)
@@ -1382,7 +1397,12 @@ async fn updates(
         bail!("no synced catalog: `firmware catalog add` one, then `firmware catalog sync`");
     }
     let filter = server
-        .map(|s| format!(" AND lower(c.server_id) = lower('{}')", s.replace('\'', "''")))
+        .map(|s| {
+            format!(
+                " AND lower(c.server_id) = lower('{}')",
+                s.replace('\'', "''")
+            )
+        })
         .unwrap_or_default();
     let query = format!(
         "SELECT c.server_id, c.component_id, c.kind, c.name, c.firmware_version, \
@@ -1440,7 +1460,15 @@ async fn updates(
     if !out.is_table() {
         return out.json(&json!({"components": rows.len(), "updates": found}));
     }
-    let mut t = table(&["server", "component", "installed", "latest", "verdict", "criticality", "entry"]);
+    let mut t = table(&[
+        "server",
+        "component",
+        "installed",
+        "latest",
+        "verdict",
+        "criticality",
+        "entry",
+    ]);
     for f in &found {
         let m = &f["match"];
         let cell = |v: &Value| v.as_str().unwrap_or("").to_string();
@@ -1448,7 +1476,11 @@ async fn updates(
         t.add_row(vec![
             cell(&f["server"]),
             format!("{} {}", cell(&f["kind"]), cell(&f["component_id"])),
-            cell(m.get("installed").or(m.get("version")).unwrap_or(&Value::Null)),
+            cell(
+                m.get("installed")
+                    .or(m.get("version"))
+                    .unwrap_or(&Value::Null),
+            ),
             cell(m.get("latest").or(m.get("version")).unwrap_or(&Value::Null)),
             cell(&m["verdict"]),
             crit,
@@ -1778,7 +1810,7 @@ async fn fetch(
         s.sha256,
         s.manifest.size,
         integrity_name(&s.manifest),
-        s.max_severity.map_or("-", sev),
+        s.max_severity.map_or("-", Severity::as_str),
         if s.quarantined {
             "QUARANTINED"
         } else {

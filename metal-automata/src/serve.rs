@@ -138,9 +138,10 @@ pub async fn serve(
         let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         let mut bmc_cfg = cfg.collector.bmc();
         // The live Secure Boot check judges with the operator's installed rule pack, if any.
-        bmc_cfg.secure_boot = std::sync::Arc::new(automata_producers::findings::SecureBootCheck::new(
-            crate::firmware::active_rules(&cfg)?,
-        ));
+        bmc_cfg.secure_boot =
+            std::sync::Arc::new(automata_producers::findings::SecureBootCheck::new(
+                crate::firmware::active_rules(&cfg)?,
+            ));
         let (registry, board, kick) = (bmc_registry.clone(), bmc_board.clone(), bmc_kick.clone());
         tasks.spawn(async move {
             let r = automata_producers::bmc::run(log, ids, registry, board, kick, bmc_cfg, s).await;

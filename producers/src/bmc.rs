@@ -133,7 +133,9 @@ async fn publish_secure_boot(
         source,
     };
     if !outcome.findings.is_empty() {
-        let records = encoded(ids, FIRMWARE_FINDINGS, &outcome.findings, |f| f.target.clone())?;
+        let records = encoded(ids, FIRMWARE_FINDINGS, &outcome.findings, |f| {
+            f.target.clone()
+        })?;
         log.send_batch(FIRMWARE_FINDINGS, records)
             .await
             .map_err(log_err)?;

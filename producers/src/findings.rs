@@ -31,7 +31,12 @@ pub enum TargetKind {
 }
 
 /// One scanner finding as a `firmware.findings` record.
-pub fn finding_record(target: &str, kind: TargetKind, f: &Finding, first_seen: i64) -> FirmwareFinding {
+pub fn finding_record(
+    target: &str,
+    kind: TargetKind,
+    f: &Finding,
+    first_seen: i64,
+) -> FirmwareFinding {
     let e = &f.evidence;
     FirmwareFinding {
         target: target.to_string(),
@@ -320,11 +325,21 @@ mod tests {
         let c = SecureBootCheck::default();
         let first = c.changes("s1", &[finding("SB-KEK-001"), finding("SB-DB-001")], 1);
         assert_eq!(first.len(), 2);
-        assert!(first.iter().all(|f| f.state == "open" && f.target_kind == "server"));
-        assert!(c.changes("s1", &[finding("SB-KEK-001"), finding("SB-DB-001")], 2).is_empty());
+        assert!(
+            first
+                .iter()
+                .all(|f| f.state == "open" && f.target_kind == "server")
+        );
+        assert!(
+            c.changes("s1", &[finding("SB-KEK-001"), finding("SB-DB-001")], 2)
+                .is_empty()
+        );
         let next = c.changes("s1", &[finding("SB-DB-001")], 3);
         assert_eq!(next.len(), 1);
-        assert_eq!((next[0].rule_id.as_str(), next[0].state.as_str()), ("SB-KEK-001", "resolved"));
+        assert_eq!(
+            (next[0].rule_id.as_str(), next[0].state.as_str()),
+            ("SB-KEK-001", "resolved")
+        );
         assert_eq!(next[0].first_seen, 1);
         assert_eq!(c.changes("s2", &[finding("SB-DB-001")], 4).len(), 1);
     }

@@ -67,12 +67,21 @@ async fn a_server_on_the_2011_keys_is_flagged_once_per_change() {
     let (log, ids) = open_log(dir.path()).await;
     let cfg = BmcCollectorConfig::default();
     let board = StatusBoard::default();
-    let r = sweep(&log, &ids, bmcs(&f), &cfg, &board).await.expect("sweep");
+    let r = sweep(&log, &ids, bmcs(&f), &cfg, &board)
+        .await
+        .expect("sweep");
     assert_eq!(r.ok, 1);
     let first = findings(&log).await;
     assert_eq!(
         rules(&first),
-        ["SB-CERT-001", "SB-DB-001", "SB-DB-002", "SB-DBX-001", "SB-KEK-001"].into(),
+        [
+            "SB-CERT-001",
+            "SB-DB-001",
+            "SB-DB-002",
+            "SB-DBX-001",
+            "SB-KEK-001"
+        ]
+        .into(),
         "{first:#?}"
     );
     let server = &f.endpoints[0].server_id;
@@ -83,23 +92,37 @@ async fn a_server_on_the_2011_keys_is_flagged_once_per_change() {
             ("server", "redfish", "open")
         );
     }
-    let kek = first.iter().find(|x| x.rule_id == "SB-KEK-001").expect("kek");
+    let kek = first
+        .iter()
+        .find(|x| x.rule_id == "SB-KEK-001")
+        .expect("kek");
     assert_eq!(kek.severity, "high");
     assert_eq!(kek.variable.as_deref(), Some("KEK"));
 
     let snaps = snapshots(&log).await;
     assert_eq!(snaps.len(), 1);
     let s = &snaps[0];
-    assert_eq!((s.server_id.as_str(), s.source.as_str()), (server.as_str(), "redfish"));
+    assert_eq!(
+        (s.server_id.as_str(), s.source.as_str()),
+        (server.as_str(), "redfish")
+    );
     assert_eq!(s.worst_severity.as_deref(), Some("high"));
     assert!(s.open_findings.contains(&"SB-KEK-001".to_string()));
     let kek = s.variables.iter().find(|v| v.name == "KEK").expect("KEK");
-    assert!(kek.cert_subjects.iter().any(|c| c.contains("KEK CA 2011")), "{kek:?}");
-    assert!(!kek.cert_subjects.iter().any(|c| c.contains("2023")), "{kek:?}");
+    assert!(
+        kek.cert_subjects.iter().any(|c| c.contains("KEK CA 2011")),
+        "{kek:?}"
+    );
+    assert!(
+        !kek.cert_subjects.iter().any(|c| c.contains("2023")),
+        "{kek:?}"
+    );
     assert_eq!(s.mode.as_deref(), Some("DeployedMode"));
 
     // The same keys again: nothing new to say.
-    let r = sweep(&log, &ids, bmcs(&f), &cfg, &board).await.expect("sweep");
+    let r = sweep(&log, &ids, bmcs(&f), &cfg, &board)
+        .await
+        .expect("sweep");
     assert_eq!(r.secure_boot_findings, 0);
     assert_eq!(findings(&log).await.len(), first.len());
     assert_eq!(snapshots(&log).await.len(), 1);
@@ -113,22 +136,42 @@ async fn rolled_over_and_test_pk_servers() {
     let board = StatusBoard::default();
 
     let rolled = fleet(SecureBootProfile::Ms2023, None).await;
-    sweep(&log, &ids, bmcs(&rolled), &cfg, &board).await.expect("sweep");
+    sweep(&log, &ids, bmcs(&rolled), &cfg, &board)
+        .await
+        .expect("sweep");
     let got = findings(&log).await;
     let ids_found = rules(&got);
-    for r in ["SB-KEK-001", "SB-DB-001", "SB-DB-002", "SB-PK-001", "SB-PK-002"] {
-        assert!(!ids_found.contains(r), "{r} on a rolled-over server: {got:#?}");
+    for r in [
+        "SB-KEK-001",
+        "SB-DB-001",
+        "SB-DB-002",
+        "SB-PK-001",
+        "SB-PK-002",
+    ] {
+        assert!(
+            !ids_found.contains(r),
+            "{r} on a rolled-over server: {got:#?}"
+        );
     }
     drop(rolled);
 
     let pkfail = fleet(SecureBootProfile::TestPk, None).await;
     let before = got.len();
-    sweep(&log, &ids, bmcs(&pkfail), &cfg, &board).await.expect("sweep");
+    sweep(&log, &ids, bmcs(&pkfail), &cfg, &board)
+        .await
+        .expect("sweep");
     let got = findings(&log).await;
     let new = &got[before..];
-    let pk = new.iter().find(|x| x.rule_id == "SB-PK-002").expect("SB-PK-002");
+    let pk = new
+        .iter()
+        .find(|x| x.rule_id == "SB-PK-002")
+        .expect("SB-PK-002");
     assert_eq!(pk.severity, "critical");
-    assert!(pk.cert_subject.as_deref().is_some_and(|s| s.contains("DO NOT TRUST")));
+    assert!(
+        pk.cert_subject
+            .as_deref()
+            .is_some_and(|s| s.contains("DO NOT TRUST"))
+    );
 }
 
 fn public_tower() -> Option<PathBuf> {
@@ -154,7 +197,9 @@ async fn the_dmtf_public_tower_keys_are_read_as_published() {
     let (log, ids) = open_log(tmp.path()).await;
     let cfg = BmcCollectorConfig::default();
     let board = StatusBoard::default();
-    let r = sweep(&log, &ids, bmcs(&f), &cfg, &board).await.expect("sweep");
+    let r = sweep(&log, &ids, bmcs(&f), &cfg, &board)
+        .await
+        .expect("sweep");
     assert_eq!(r.ok, 1);
     let got = findings(&log).await;
     // Its dbx holds one all-zero SHA-256: the placeholder a platform ships before any update.
@@ -173,7 +218,10 @@ fn efivars_from_the_ovmf_microsoft_varstore() {
     use automata_producers::findings::{LiveKeys, SecureBootCheck};
 
     let Ok(vars) = std::fs::read("/usr/share/OVMF/OVMF_VARS_4M.ms.fd") else {
-        assert!(std::env::var_os("CI").is_none(), "under CI the ovmf package must be installed");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "under CI the ovmf package must be installed"
+        );
         eprintln!("ovmf not installed: skipped");
         return;
     };
@@ -205,7 +253,10 @@ fn efivars_from_the_ovmf_microsoft_varstore() {
         .expect("efivarfs");
     let (keys, notes) = LiveKeys::from_efivars(&efi);
     assert!(notes.is_empty(), "{notes:?}");
-    assert_eq!(keys.db, db, "what the agent reads is what the varstore holds");
+    assert_eq!(
+        keys.db, db,
+        "what the agent reads is what the varstore holds"
+    );
     let out = SecureBootCheck::default().check_keys("server-1", &keys, 1);
     let ids: BTreeSet<&str> = out.findings.iter().map(|f| f.rule_id.as_str()).collect();
     for r in ["SB-KEK-001", "SB-DB-001", "SB-DB-002", "SB-DBX-001"] {
@@ -214,7 +265,11 @@ fn efivars_from_the_ovmf_microsoft_varstore() {
     assert!(out.findings.iter().all(|f| f.source == "efivars"));
     let snap = out.snapshot.expect("a first summary");
     assert_eq!(
-        (snap.enabled, snap.current_boot.as_deref(), snap.mode.as_deref()),
+        (
+            snap.enabled,
+            snap.current_boot.as_deref(),
+            snap.mode.as_deref()
+        ),
         (Some(true), Some("Enabled"), Some("UserMode"))
     );
 }

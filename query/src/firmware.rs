@@ -14,8 +14,7 @@ use automata_schemas::catalog::{
     topic,
 };
 use automata_schemas::types::{
-    FirmwareArtifact, FirmwareCatalogEntry, FirmwareFinding, FirmwareScanResult,
-    SecureBootSnapshot,
+    FirmwareArtifact, FirmwareCatalogEntry, FirmwareFinding, FirmwareScanResult, SecureBootSnapshot,
 };
 use automata_schemas::{SchemaIds, encode};
 use axum::Json;
@@ -321,7 +320,9 @@ async fn post_events(
             .publish(FIRMWARE_CATALOG, &ev.catalog, FirmwareCatalogEntry::key)
             .await?,
         secure_boot: r
-            .publish(FIRMWARE_SECUREBOOT, &ev.secure_boot, |s| s.server_id.clone())
+            .publish(FIRMWARE_SECUREBOOT, &ev.secure_boot, |s| {
+                s.server_id.clone()
+            })
             .await?,
     };
     if !ev.catalog_removed.is_empty() {

@@ -54,6 +54,11 @@ mod tests {
             let mode = std::fs::metadata(&p).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(std::fs::read_dir(dir.path().join("sub")).expect("dir").count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub"))
+                .expect("dir")
+                .count(),
+            1
+        );
     }
 }

@@ -307,11 +307,20 @@ mod tests {
         assert!(!systems.is_empty());
         let s = apply(&m, SecureBootProfile::Ms2011);
         for sys in &systems {
-            let kek = &s.resources[&format!("{sys}/SecureBoot/SecureBootDatabases/KEK/Certificates")];
+            let kek =
+                &s.resources[&format!("{sys}/SecureBoot/SecureBootDatabases/KEK/Certificates")];
             assert_eq!(kek["Members@odata.count"], 2);
-            let c = &s.resources[&format!("{sys}/SecureBoot/SecureBootDatabases/KEK/Certificates/2")];
-            assert!(c["CertificateString"].as_str().is_some_and(|p| p.contains("BEGIN CERTIFICATE")));
-            assert_eq!(s.resources[sys]["SecureBoot"]["@odata.id"], format!("{sys}/SecureBoot"));
+            let c =
+                &s.resources[&format!("{sys}/SecureBoot/SecureBootDatabases/KEK/Certificates/2")];
+            assert!(
+                c["CertificateString"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("BEGIN CERTIFICATE"))
+            );
+            assert_eq!(
+                s.resources[sys]["SecureBoot"]["@odata.id"],
+                format!("{sys}/SecureBoot")
+            );
         }
         let s = apply(&m, SecureBootProfile::Ms2023);
         let sys = &systems[0];

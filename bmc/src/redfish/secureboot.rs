@@ -129,7 +129,10 @@ fn read_certificate(c: &Value, db: &mut SecureBootDatabase, notes: &mut Vec<Stri
         }
     }
     if (db.certificates.len(), notes.len()) == before {
-        notes.push(format!("{}: no certificate in CertificateString", where_(c)));
+        notes.push(format!(
+            "{}: no certificate in CertificateString",
+            where_(c)
+        ));
     }
 }
 

@@ -518,9 +518,7 @@ impl FirmwareStore {
             let Some(name) = meta.location.filename() else {
                 continue;
             };
-            if validate_sha256(name).is_ok()
-                && !known.contains(name)
-                && meta.last_modified < before
+            if validate_sha256(name).is_ok() && !known.contains(name) && meta.last_modified < before
             {
                 orphans.push((name.to_string(), meta.location.clone()));
             }

@@ -140,7 +140,7 @@ async fn s3_store_against_moto() {
     assert_eq!(bytes, big[1000..2000].to_vec());
 
     // Downloads into S3: verified, resumed after a cut; a mismatch leaves nothing under blobs/.
-    let (base, peer) = http_peer().await;
+    let (base, _first_peer) = http_peer().await;
     let parts = tempfile::tempdir().expect("parts");
     let dl = Downloader::new(
         store.clone(),
@@ -176,7 +176,11 @@ async fn s3_store_against_moto() {
     let m = dl.fetch(&r).await.expect("download resumed after a cut");
     assert_eq!(m.integrity, IntegrityState::VerifiedSha256);
     assert_eq!(peer.hits("cut"), 2);
-    assert_eq!(peer.ranges("cut").len(), 1, "resumed with one Range request");
+    assert_eq!(
+        peer.ranges("cut").len(),
+        1,
+        "resumed with one Range request"
+    );
     assert_eq!(keys(&store, "blobs").await.len(), 2);
     let body = store
         .blob_range(&m.sha256, BlobRange::Inclusive(0, 15))

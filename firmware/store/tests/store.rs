@@ -311,11 +311,26 @@ async fn gc_removes_only_old_blobs_without_a_manifest() {
 
     // Too young to be an orphan: a writer may be about to write its manifest.
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    assert!(store.clean_orphans(an_hour_ago, false).await.expect("gc").is_empty());
+    assert!(
+        store
+            .clean_orphans(an_hour_ago, false)
+            .await
+            .expect("gc")
+            .is_empty()
+    );
     let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
-    assert_eq!(store.clean_orphans(soon, true).await.expect("dry run"), vec![orphan.clone()]);
+    assert_eq!(
+        store.clean_orphans(soon, true).await.expect("dry run"),
+        vec![orphan.clone()]
+    );
     assert!(path.exists(), "a dry run deletes nothing");
-    assert_eq!(store.clean_orphans(soon, false).await.expect("gc"), vec![orphan]);
+    assert_eq!(
+        store.clean_orphans(soon, false).await.expect("gc"),
+        vec![orphan]
+    );
     assert!(!path.exists());
-    assert!(store.has_blob(&kept.sha256).await.expect("head"), "a blob with a manifest stays");
+    assert!(
+        store.has_blob(&kept.sha256).await.expect("head"),
+        "a blob with a manifest stays"
+    );
 }
