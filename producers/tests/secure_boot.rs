@@ -202,9 +202,10 @@ async fn the_dmtf_public_tower_keys_are_read_as_published() {
         .expect("sweep");
     assert_eq!(r.ok, 1);
     let got = findings(&log).await;
-    // Its dbx holds one all-zero SHA-256: the placeholder a platform ships before any update.
-    assert!(rules(&got).contains("SB-DBX-001"), "{got:#?}");
-    // Its KEK and db are OEM (Contoso) keys, not Microsoft's 2011 CAs.
+    // Its dbx holds one all-zero SHA-256, none of the revocations a current dbx has.
+    assert!(rules(&got).contains("SB-DBX-002"), "{got:#?}");
+    // Its db has Microsoft's Windows PCA 2011 without the 2023 CA; its KEK is an OEM's.
+    assert!(rules(&got).contains("SB-DB-002"), "{got:#?}");
     assert!(!rules(&got).contains("SB-KEK-001"), "{got:#?}");
 }
 

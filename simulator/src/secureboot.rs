@@ -145,8 +145,9 @@ fn databases(profile: SecureBootProfile) -> Vec<Database> {
             id: "dbx",
             name: "dbx - Forbidden Signature Database",
             certs: Vec::new(),
-            // The placeholder most platforms ship before their first dbx update.
-            hashes: vec!["0".repeat(64)],
+            // The placeholder edk2 platforms ship before their first dbx update: the SHA-256
+            // of nothing.
+            hashes: vec!["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()],
         },
     ]
 }
