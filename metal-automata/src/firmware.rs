@@ -338,13 +338,7 @@ fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
         RulesCommand::Update { file } => {
             let pack =
                 RulePack::load(&file).with_context(|| format!("rule pack {}", file.display()))?;
-            let dir = firmware_dir(cfg);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let tmp = dir.join(".rules.json.tmp");
-            std::fs::write(&tmp, pack.to_json())
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            let path = rules_file(cfg);
-            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            replace_file(&rules_file(cfg), pack.to_json().as_bytes())?;
             tracing::info!(target: "audit", by = %operator(), version = %pack.version, from = %file.display(), "firmware rule pack installed");
             out.done(
                 &rules_summary(&pack),
@@ -1337,13 +1331,12 @@ async fn live_findings(
     rule: Option<&str>,
     server: Option<&str>,
 ) -> Result<Vec<Value>> {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let mut filter = String::new();
     if let Some(s) = server {
-        filter.push_str(&format!(" AND lower(server) = lower({})", quote(s)));
+        filter.push_str(&format!(" AND lower(server) = lower({})", sql_string(s)));
     }
     if let Some(r) = rule {
-        filter.push_str(&format!(" AND upper(rule_id) = upper({})", quote(r)));
+        filter.push_str(&format!(" AND upper(rule_id) = upper({})", sql_string(r)));
     }
     let query = format!(
         "SELECT server, severity, rule_id, subject, source, variable, cert_subject, \
@@ -1355,10 +1348,19 @@ async fn live_findings(
          ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
          ELSE 3 END, server, rule_id"
     );
-    let answer = api
-        .post("/api/v1/sql", &json!({ "query": query }))
+    sql_rows(api, &query)
         .await
-        .context("querying firmware_findings")?;
+        .context("querying firmware_findings")
+}
+
+/// `s` as an SQL string literal.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The rows of one query through the service's SQL API, as JSON objects.
+async fn sql_rows(api: &ApiClient, query: &str) -> Result<Vec<Value>> {
+    let answer = api.post("/api/v1/sql", &json!({ "query": query })).await?;
     Ok(answer
         .get("rows")
         .and_then(Value::as_array)
@@ -1397,12 +1399,7 @@ async fn updates(
         bail!("no synced catalog: `firmware catalog add` one, then `firmware catalog sync`");
     }
     let filter = server
-        .map(|s| {
-            format!(
-                " AND lower(c.server_id) = lower('{}')",
-                s.replace('\'', "''")
-            )
-        })
+        .map(|s| format!(" AND lower(c.server_id) = lower({})", sql_string(s)))
         .unwrap_or_default();
     let query = format!(
         "SELECT c.server_id, c.component_id, c.kind, c.name, c.firmware_version, \
@@ -1415,15 +1412,9 @@ async fn updates(
          WHERE c.firmware_version IS NOT NULL AND c.firmware_version <> ''{filter} \
          ORDER BY c.server_id, c.component_id"
     );
-    let answer = api
-        .post("/api/v1/sql", &json!({ "query": query }))
+    let rows = sql_rows(api, &query)
         .await
         .context("reading the inventory (components)")?;
-    let rows = answer
-        .get("rows")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let text = |r: &Value, k: &str| {
         r.get(k)
             .and_then(Value::as_str)
@@ -1520,13 +1511,21 @@ fn load_catalogs(cfg: &Config) -> Result<Vec<CatalogSource>> {
 }
 
 fn save_catalogs(cfg: &Config, list: &[CatalogSource]) -> Result<()> {
-    let dir = catalogs_dir(cfg);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = catalogs_file(cfg);
-    let tmp = dir.join(".catalogs.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(list)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    replace_file(&catalogs_file(cfg), &serde_json::to_vec_pretty(list)?)
+}
+
+/// Writes `path` whole through a temporary file beside it and a rename, so a reader sees the old
+/// or the new content, never half of it.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 fn valid_name(name: &str) -> Result<()> {

@@ -104,7 +104,7 @@ fn an_ek_change_waits_for_the_approval_of_that_ek() {
 #[test]
 fn the_old_ek_coming_back_ends_the_wait_and_a_restart_restores() {
     let mut p = TpmProcessor::new(ids());
-    let log = vec![
+    let log = [
         feed(&mut p, &enrollment("aa", "ak1", TpmStatus::Verified, 1)).expect("out"),
         feed(&mut p, &enrollment("cc", "ak9", TpmStatus::Verified, 2)).expect("out"),
     ];
