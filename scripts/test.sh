@@ -42,6 +42,13 @@ export MA_TEST_BIN=$CARGO_TARGET_DIR/release/metal-automata
 step "Rust tests (embedded log and Kafka at $MA_TEST_KAFKA)"
 cargo test --release --workspace
 
+step "fuzz the firmware parsers (${FUZZ_SECONDS:-15} s per target)"
+if cargo +nightly --version >/dev/null 2>&1; then
+    scripts/fuzz.sh
+else
+    echo "no nightly toolchain here: cargo-fuzz cannot run, fuzzing skipped"
+fi
+
 step "Python peer tests"
 "$VENV/bin/python" -m pytest -q tests/python
 

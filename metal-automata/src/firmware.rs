@@ -15,8 +15,8 @@ use automata_fwstore::{
 };
 use automata_query::firmware::FirmwareEvents;
 use automata_schemas::types::{
-    ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareScanResult, ScanFinding,
-    ScanVerdict,
+    ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareScanResult,
+    FirmwareUpdateComponent, FirmwareUpdateStatus, ScanFinding, ScanVerdict,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -205,8 +205,10 @@ pub enum CatalogKind {
     Hpe,
     /// LVFS `firmware.xml.{zst,gz}` with its `.jcat`.
     Lvfs,
-    /// Generic YAML/JSON entries.
+    /// Generic YAML/JSON entries (Supermicro downloads through their `checksum_url`).
     Generic,
+    /// A Lenovo UpdateXpress/OneCLI directory (`lnvgy_fw_*.xml`, `*_comp.zip`) over HTTP.
+    Lenovo,
 }
 
 impl CatalogKind {
@@ -220,6 +222,7 @@ impl CatalogKind {
                 require_signature: false,
             },
             CatalogKind::Generic => CatalogFormat::Generic,
+            CatalogKind::Lenovo => CatalogFormat::Lenovo,
         }
     }
 }
@@ -865,7 +868,9 @@ async fn publish(api: Option<&ApiClient>, ev: FirmwareEvents) {
         && ev.scans.is_empty()
         && ev.findings.is_empty()
         && ev.catalog.is_empty()
-        && ev.catalog_removed.is_empty();
+        && ev.catalog_removed.is_empty()
+        && ev.catalog_syncs.is_empty()
+        && ev.updates.is_empty();
     if empty {
         return;
     }
@@ -876,8 +881,15 @@ async fn publish(api: Option<&ApiClient>, ev: FirmwareEvents) {
         scans: ev.scans,
         findings: ev.findings,
         audit: ev.audit,
+        catalog_syncs: ev.catalog_syncs,
         ..Default::default()
     }];
+    for c in ev.updates.chunks(CHUNK) {
+        batches.push(FirmwareEvents {
+            updates: c.to_vec(),
+            ..Default::default()
+        });
+    }
     for c in ev.catalog.chunks(CHUNK) {
         batches.push(FirmwareEvents {
             catalog: c.to_vec(),
@@ -1387,13 +1399,30 @@ fn synced_entries(cfg: &Config) -> Result<Vec<CatalogEntry>> {
     Ok(entries)
 }
 
-async fn updates(
+/// One component matched against the synced catalogs.
+struct ComponentMatch {
+    server: String,
+    component_id: String,
+    kind: String,
+    name: Option<String>,
+    installed: String,
+    verdict: automata_fwcatalog::MatchVerdict,
+}
+
+/// The fleet's (or one server's) components matched against every synced catalog entry.
+struct UpdateEvaluation {
+    components: usize,
+    entries: usize,
+    matches: Vec<ComponentMatch>,
+}
+
+/// Reads the components from the service's SQL and matches each against the synced catalogs;
+/// components no entry applies to are left out.
+async fn evaluate_updates(
     cfg: &Config,
     api: &ApiClient,
     server: Option<&str>,
-    all: bool,
-    out: &Output,
-) -> Result<()> {
+) -> Result<UpdateEvaluation> {
     let entries = synced_entries(cfg)?;
     if entries.is_empty() {
         bail!("no synced catalog: `firmware catalog add` one, then `firmware catalog sync`");
@@ -1422,7 +1451,7 @@ async fn updates(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let mut found = Vec::new();
+    let mut matches = Vec::new();
     for r in &rows {
         let installed = automata_fwcatalog::InstalledComponent {
             kind: text(r, "kind").unwrap_or_default(),
@@ -1433,23 +1462,100 @@ async fn updates(
             ..Default::default()
         };
         let verdict = automata_fwcatalog::match_component(&entries, &installed);
-        let keep = match &verdict {
-            automata_fwcatalog::MatchVerdict::NoMatch => false,
-            automata_fwcatalog::MatchVerdict::Current { .. } => all,
-            _ => true,
-        };
-        if keep {
-            found.push(json!({
-                "server": text(r, "server_id"),
-                "component_id": text(r, "component_id"),
-                "kind": installed.kind,
-                "name": text(r, "name"),
-                "match": verdict,
-            }));
+        if verdict == automata_fwcatalog::MatchVerdict::NoMatch {
+            continue;
         }
+        matches.push(ComponentMatch {
+            server: text(r, "server_id").unwrap_or_default(),
+            component_id: text(r, "component_id").unwrap_or_default(),
+            name: text(r, "name"),
+            installed: installed.firmware_version,
+            kind: installed.kind,
+            verdict,
+        });
     }
+    Ok(UpdateEvaluation {
+        components: rows.len(),
+        entries: entries.len(),
+        matches,
+    })
+}
+
+/// One `firmware.updates` record per server that any catalog entry applies to.
+fn update_statuses(eval: &UpdateEvaluation, now: i64) -> Vec<FirmwareUpdateStatus> {
+    use automata_fwcatalog::{Criticality, MatchVerdict};
+    let mut by_server: BTreeMap<&str, FirmwareUpdateStatus> = BTreeMap::new();
+    for m in &eval.matches {
+        let st = by_server
+            .entry(m.server.as_str())
+            .or_insert_with(|| FirmwareUpdateStatus {
+                server_id: m.server.clone(),
+                evaluated_at: now,
+                catalog_entries: eval.entries as i64,
+                updates_available: 0,
+                critical_updates: 0,
+                components: Vec::new(),
+            });
+        let (verdict, latest, criticality, entry_key) = match &m.verdict {
+            MatchVerdict::UpdateAvailable {
+                latest,
+                entry_key,
+                criticality,
+                ..
+            } => {
+                st.updates_available += 1;
+                if *criticality == Criticality::Critical {
+                    st.critical_updates += 1;
+                }
+                let crit = serde_json::to_value(criticality)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string));
+                ("update-available", Some(latest), crit, Some(entry_key))
+            }
+            MatchVerdict::Current { version, entry_key } => {
+                ("current", Some(version), None, Some(entry_key))
+            }
+            MatchVerdict::NotListed { latest, .. } => ("not-listed", Some(latest), None, None),
+            MatchVerdict::NoMatch => continue,
+        };
+        st.components.push(FirmwareUpdateComponent {
+            component_id: m.component_id.clone(),
+            kind: m.kind.clone(),
+            name: m.name.clone(),
+            installed: m.installed.clone(),
+            verdict: verdict.into(),
+            latest: latest.cloned(),
+            criticality,
+            entry_key: entry_key.cloned(),
+        });
+    }
+    by_server.into_values().collect()
+}
+
+async fn updates(
+    cfg: &Config,
+    api: &ApiClient,
+    server: Option<&str>,
+    all: bool,
+    out: &Output,
+) -> Result<()> {
+    let eval = evaluate_updates(cfg, api, server).await?;
+    let found: Vec<Value> = eval
+        .matches
+        .iter()
+        .filter(|m| all || !matches!(m.verdict, automata_fwcatalog::MatchVerdict::Current { .. }))
+        .map(|m| {
+            json!({
+                "server": m.server,
+                "component_id": m.component_id,
+                "kind": m.kind,
+                "name": m.name,
+                "match": m.verdict,
+            })
+        })
+        .collect();
     if !out.is_table() {
-        return out.json(&json!({"components": rows.len(), "updates": found}));
+        return out.json(&json!({"components": eval.components, "updates": found}));
     }
     let mut t = table(&[
         "server",
@@ -1485,8 +1591,7 @@ async fn updates(
         .count();
     println!(
         "{behind} update(s) available across {} component(s) checked against {} catalog entries",
-        rows.len(),
-        entries.len()
+        eval.components, eval.entries
     );
     Ok(())
 }
@@ -1650,6 +1755,34 @@ fn catalog_event(e: &CatalogEntry, change: &str, now: i64) -> FirmwareCatalogEnt
     }
 }
 
+/// The format's name as `catalog ls` and `firmware.catalog.syncs` spell it (`hpe-sdr`, …).
+fn catalog_format_name(f: &CatalogFormat) -> String {
+    serde_json::to_value(f)
+        .ok()
+        .and_then(|v| v.get("format").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// An LVFS catalog's jcat outcome in a few words: the checksum always held (else the sync
+/// failed), then what each signature blob was.
+fn jcat_verdict(j: &automata_fwcatalog::lvfs::JcatReport) -> String {
+    let sigs: Vec<String> = j
+        .signatures
+        .iter()
+        .map(|s| {
+            serde_json::to_value(&s.status)
+                .ok()
+                .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| "unknown".into())
+        })
+        .collect();
+    if sigs.is_empty() {
+        "sha256-verified, unsigned".into()
+    } else {
+        format!("sha256-verified, signatures: {}", sigs.join(", "))
+    }
+}
+
 fn pci_id(p: &automata_fwcatalog::PciId) -> String {
     match (p.subvendor, p.subdevice) {
         (Some(sv), Some(sd)) => format!("{:04x}:{:04x}:{sv:04x}:{sd:04x}", p.vendor, p.device),
@@ -1685,10 +1818,23 @@ async fn catalog_sync(
                 .with_context(|| format!("reading the snapshot of {}", src.name))?,
             None => None,
         };
-        let row = match automata_fwcatalog::sync(src, previous.as_ref()).await {
-            SyncOutcome::NotModified => json!({"name": src.name, "status": "not-modified",
-                "entries": previous.as_ref().map(|p| p.entries.len()),
-                "added": 0, "changed": 0, "removed": 0}),
+        let prior = previous.as_ref().map(|p| p.entries.len() as i64);
+        let mut rec = FirmwareCatalogSync {
+            catalog: src.name.clone(),
+            format: catalog_format_name(&src.format),
+            url: src.url.clone(),
+            status: "not-modified".into(),
+            error: None,
+            entries: prior,
+            added: 0,
+            changed: 0,
+            removed: 0,
+            sha256: previous.as_ref().map(|p| p.sha256.clone()),
+            signature: None,
+            synced_at: now,
+        };
+        match automata_fwcatalog::sync(src, previous.as_ref()).await {
+            SyncOutcome::NotModified => {}
             SyncOutcome::Updated { snapshot, diff } => {
                 ev.catalog
                     .extend(diff.added.iter().map(|e| catalog_event(e, "added", now)));
@@ -1699,21 +1845,37 @@ async fn catalog_sync(
                 );
                 ev.catalog_removed
                     .extend(diff.removed.iter().map(CatalogEntry::key));
-                json!({"name": src.name, "status": "updated", "entries": snapshot.entries.len(),
-                    "added": diff.added.len(), "changed": diff.changed.len(),
-                    "removed": diff.removed.len()})
+                rec.status = "updated".into();
+                rec.url = snapshot.url.clone();
+                rec.entries = Some(snapshot.entries.len() as i64);
+                rec.added = diff.added.len() as i64;
+                rec.changed = diff.changed.len() as i64;
+                rec.removed = diff.removed.len() as i64;
+                rec.sha256 = Some(snapshot.sha256.clone());
+                rec.signature = snapshot.jcat.as_ref().map(jcat_verdict);
             }
             SyncOutcome::Failed { error } => {
                 failed += 1;
-                json!({"name": src.name, "status": "failed", "error": error.to_string(),
-                    "entries": previous.as_ref().map(|p| p.entries.len()),
-                    "added": 0, "changed": 0, "removed": 0})
+                rec.status = "failed".into();
+                rec.error = Some(error.to_string());
             }
-        };
+        }
+        let row = json!({"name": rec.catalog, "status": rec.status, "error": rec.error,
+            "entries": rec.entries, "added": rec.added, "changed": rec.changed,
+            "removed": rec.removed});
+        ev.catalog_syncs.push(rec);
         rows.push(row);
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let changed = ev.catalog_syncs.iter().any(|s| s.status == "updated");
+    if let Some(api) = api.filter(|_| changed) {
+        // What changed in a catalog changes what each server can be updated to.
+        match evaluate_updates(cfg, api, None).await {
+            Ok(eval) => ev.updates = update_statuses(&eval, now),
+            Err(e) => eprintln!("warning: firmware.updates not evaluated: {e:#}"),
+        }
+    }
     publish(api, ev).await;
     if out.is_table() {
         let mut t = table(&[

@@ -289,6 +289,7 @@ pub fn config(a: &SimulateArgs) -> Result<(SimConfig, PathBuf)> {
             ground_truth: Some(ground_truth),
             page_size: a.page_size,
             secure_boot: a.secure_boot,
+            threshold_events: true,
         },
         password_file,
     ))

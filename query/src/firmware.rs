@@ -10,11 +10,12 @@ use std::time::Duration;
 use automata_fwstore::{BlobRange, BlobUrlSigner, FirmwareStore, Manifest, StoreError};
 use automata_log::{MessageLog, Record};
 use automata_schemas::catalog::{
-    FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS, FIRMWARE_SECUREBOOT,
-    topic,
+    FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_CATALOG_SYNCS, FIRMWARE_FINDINGS,
+    FIRMWARE_SCANS, FIRMWARE_SECUREBOOT, FIRMWARE_UPDATES, topic,
 };
 use automata_schemas::types::{
-    FirmwareArtifact, FirmwareCatalogEntry, FirmwareFinding, FirmwareScanResult, SecureBootSnapshot,
+    FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareFinding,
+    FirmwareScanResult, FirmwareUpdateStatus, SecureBootSnapshot,
 };
 use automata_schemas::{SchemaIds, encode};
 use axum::Json;
@@ -109,6 +110,12 @@ pub struct FirmwareEvents {
     pub catalog: Vec<FirmwareCatalogEntry>,
     /// `catalog/entry` keys that left their catalog: tombstones on `firmware.catalog`.
     pub catalog_removed: Vec<String>,
+    /// `firmware.catalog.syncs` records (key catalog name): one per catalog synced.
+    #[schema(value_type = Vec<Object>)]
+    pub catalog_syncs: Vec<FirmwareCatalogSync>,
+    /// `firmware.updates` records (key server UUID): each server against the synced catalogs.
+    #[schema(value_type = Vec<Object>)]
+    pub updates: Vec<FirmwareUpdateStatus>,
     /// `firmware.secureboot` records (key server UUID): the agent's efivars summary.
     #[schema(value_type = Vec<Object>)]
     pub secure_boot: Vec<SecureBootSnapshot>,
@@ -143,6 +150,10 @@ pub struct Published {
     pub catalog: usize,
     /// `firmware.secureboot`.
     pub secure_boot: usize,
+    /// `firmware.catalog.syncs`.
+    pub catalog_syncs: usize,
+    /// `firmware.updates`.
+    pub updates: usize,
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -323,6 +334,14 @@ async fn post_events(
             .publish(FIRMWARE_SECUREBOOT, &ev.secure_boot, |s| {
                 s.server_id.clone()
             })
+            .await?,
+        catalog_syncs: r
+            .publish(FIRMWARE_CATALOG_SYNCS, &ev.catalog_syncs, |s| {
+                s.catalog.clone()
+            })
+            .await?,
+        updates: r
+            .publish(FIRMWARE_UPDATES, &ev.updates, |u| u.server_id.clone())
             .await?,
     };
     if !ev.catalog_removed.is_empty() {

@@ -32,6 +32,10 @@ pub const FIRMWARE_CATALOG: &str = "firmware.catalog";
 pub const FIRMWARE_FINDINGS: &str = "firmware.findings";
 /// Compacted topic of live servers' Secure Boot state and keys (key SMBIOS UUID).
 pub const FIRMWARE_SECUREBOOT: &str = "firmware.secureboot";
+/// One record per catalog sync: fetched, not modified or failed, with its counts.
+pub const FIRMWARE_CATALOG_SYNCS: &str = "firmware.catalog.syncs";
+/// Compacted topic of each server's firmware against the synced catalogs (key SMBIOS UUID).
+pub const FIRMWARE_UPDATES: &str = "firmware.updates";
 /// Topic of authorised commands.
 pub const COMMANDS_REQUESTS: &str = "commands.requests";
 /// Topic of command progress and outcomes.
@@ -155,6 +159,22 @@ static TOPICS: &[TopicSpec] = &[
         FIRMWARE_CATALOG,
         "FirmwareCatalogEntry",
         "catalog/entry",
+        true,
+        3,
+        None
+    ),
+    avro!(
+        FIRMWARE_CATALOG_SYNCS,
+        "FirmwareCatalogSync",
+        "catalog",
+        false,
+        1,
+        None
+    ),
+    avro!(
+        FIRMWARE_UPDATES,
+        "FirmwareUpdateStatus",
+        "server_id",
         true,
         3,
         None

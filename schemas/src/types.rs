@@ -629,12 +629,89 @@ pub struct SecureBootSnapshot {
     pub rule_pack: String,
 }
 
+/// One sync of one vendor catalog (`firmware.catalog.syncs`, key the catalog name): the
+/// operator's record of what each sync fetched and changed, or why the last good copy stood.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareCatalogSync {
+    /// The catalog's name (the key).
+    pub catalog: String,
+    /// dell, hpe-sdr, lvfs, generic or lenovo.
+    pub format: String,
+    /// What was fetched.
+    pub url: String,
+    /// updated, not-modified or failed.
+    pub status: String,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Entries after the sync (the last good copy's on failure).
+    #[serde(default)]
+    pub entries: Option<i64>,
+    /// Entries new in this sync.
+    pub added: i64,
+    /// Entries whose fields changed.
+    pub changed: i64,
+    /// Entries that left the catalog.
+    pub removed: i64,
+    /// SHA-256 of the body read.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The jcat verdict of an LVFS catalog.
+    #[serde(default)]
+    pub signature: Option<String>,
+    /// When the sync ended, ms.
+    pub synced_at: i64,
+}
+
+/// One component's firmware against the synced catalogs (in `firmware.updates`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareUpdateComponent {
+    /// The inventory's component id.
+    pub component_id: String,
+    /// bios, bmc, nic, disk, ...
+    pub kind: String,
+    /// The component's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The running version.
+    pub installed: String,
+    /// update-available, current or not-listed.
+    pub verdict: String,
+    /// The newest version listed.
+    #[serde(default)]
+    pub latest: Option<String>,
+    /// The highest criticality among newer entries.
+    #[serde(default)]
+    pub criticality: Option<String>,
+    /// catalog/entry of the newest (or the running) version.
+    #[serde(default)]
+    pub entry_key: Option<String>,
+}
+
+/// A server's firmware against the synced catalogs (`firmware.updates`, key SMBIOS UUID): what
+/// an operator plans a maintenance window from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareUpdateStatus {
+    /// SMBIOS UUID (the key).
+    pub server_id: String,
+    /// When matched, ms.
+    pub evaluated_at: i64,
+    /// Catalog entries matched against.
+    pub catalog_entries: i64,
+    /// Components with a newer version listed.
+    pub updates_available: i64,
+    /// Of those, with a critical newer entry.
+    pub critical_updates: i64,
+    /// Every component a catalog entry applies to.
+    pub components: Vec<FirmwareUpdateComponent>,
+}
+
 #[cfg(test)]
 mod firmware_tests {
     use super::*;
     use crate::catalog::{
-        FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_SCANS,
-        FIRMWARE_SECUREBOOT, topic,
+        FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_CATALOG_SYNCS, FIRMWARE_FINDINGS,
+        FIRMWARE_SCANS, FIRMWARE_SECUREBOOT, FIRMWARE_UPDATES, topic,
     };
     use crate::codec::{decode, encode};
 
@@ -710,6 +787,43 @@ mod firmware_tests {
                 software_ids: vec![],
                 change: "added".into(),
                 synced_at: 7,
+            },
+        );
+        round_trip(
+            FIRMWARE_CATALOG_SYNCS,
+            &FirmwareCatalogSync {
+                catalog: "dell".into(),
+                format: "dell".into(),
+                url: "http://127.0.0.1/Catalog.xml.gz".into(),
+                status: "failed".into(),
+                error: Some("HTTP 404".into()),
+                entries: Some(2),
+                added: 0,
+                changed: 0,
+                removed: 0,
+                sha256: None,
+                signature: None,
+                synced_at: 8,
+            },
+        );
+        round_trip(
+            FIRMWARE_UPDATES,
+            &FirmwareUpdateStatus {
+                server_id: "4c4c4544-0000".into(),
+                evaluated_at: 9,
+                catalog_entries: 3,
+                updates_available: 1,
+                critical_updates: 1,
+                components: vec![FirmwareUpdateComponent {
+                    component_id: "bios".into(),
+                    kind: "bios".into(),
+                    name: None,
+                    installed: "1.0".into(),
+                    verdict: "update-available".into(),
+                    latest: Some("1.1".into()),
+                    criticality: Some("critical".into()),
+                    entry_key: Some("lab/bios-1.1".into()),
+                }],
             },
         );
         round_trip(

@@ -1177,7 +1177,12 @@ impl Bmc {
             st.model.step(on, &fx);
         }
         self.refresh(&mut st);
-        for &i in &l.logged {
+        let logged: &[usize] = if self.fleet.config.threshold_events {
+            &l.logged
+        } else {
+            &[]
+        };
+        for &i in logged {
             let b = &l.bindings[i];
             let r = st.readings[i];
             let level = threshold_level(b, r, st.levels[i]);

@@ -169,6 +169,9 @@ pub struct SimConfig {
     pub page_size: usize,
     /// The Secure Boot keys the systems carry (Redfish `SecureBoot`).
     pub secure_boot: SecureBootProfile,
+    /// Whether sensors crossing their thresholds as the model warms up write SEL entries, as a
+    /// BMC does. Tests that count log entries exactly turn it off; faults still log.
+    pub threshold_events: bool,
 }
 
 impl SimConfig {
@@ -194,6 +197,7 @@ impl SimConfig {
             ground_truth: None,
             page_size: 0,
             secure_boot: SecureBootProfile::Mockup,
+            threshold_events: true,
         }
     }
 }

@@ -305,6 +305,31 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
             assert m["criticality"] == "critical" and m["entry_key"] == "lab-updates/bios-p79-1.46", m
             table = ma(env, "firmware", "updates").stdout
             assert "update-available" in table and one in table, table
+
+            # Done-when 1: each sync is a row of its own, and the entries it added are rows too.
+            # A second sync is a conditional GET that the server answers 304.
+            ma(env, "firmware", "catalog", "sync", "lab-updates")
+            deadline = time.time() + 60
+            while True:
+                syncs = ma_json(env, "sql", "SELECT status, added, entries, format FROM catalog_syncs "
+                                           "WHERE catalog = 'lab-updates' ORDER BY synced_at")["rows"]
+                added = ma_json(env, "sql", "SELECT entry_id FROM firmware_catalog WHERE "
+                                           "catalog = 'lab-updates' AND change = 'added'")["rows"]
+                if (len(syncs) == 2 and len(added) == 3) or time.time() > deadline:
+                    break
+                time.sleep(1)
+            assert syncs == [
+                {"status": "updated", "added": 3, "entries": 3, "format": "generic"},
+                {"status": "not-modified", "added": 0, "entries": 3, "format": "generic"},
+            ], syncs
+            assert {r["entry_id"] for r in added} == {"bios-p79-1.46", "bios-p79-1.40", "other-model"}
+            # The sync that changed the catalog re-evaluated the fleet onto firmware.updates.
+            rows = ma_json(env, "sql", "SELECT server_id, updates_available, critical_updates "
+                                       "FROM firmware_updates")["rows"]
+            mine = {r["server_id"]: r for r in rows if r["server_id"] in ids}
+            assert mine.keys() == ids, rows
+            assert all(r["updates_available"] == 1 and r["critical_updates"] == 1
+                       for r in mine.values()), mine
         finally:
             httpd.shutdown()
     finally:

@@ -521,10 +521,80 @@ fn read_member<R: Read + std::io::Seek>(cab: &mut cab::Cabinet<R>, name: &str) -
     Ok(buf)
 }
 
+/// What the `cab` crate (0.6) would panic on rather than report: a file starting past the data
+/// its folder's blocks declare, or a stored block whose size differs from its uncompressed size.
+/// Offsets follow [MS-CAB]; a truncated structure is left to the crate, which reports it.
+fn cab_layout_problem(b: &[u8]) -> Option<String> {
+    let at = |off: usize, n: usize| -> Option<u32> {
+        let s = b.get(off..off.checked_add(n)?)?;
+        Some(s.iter().rev().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
+    };
+    let (folders, files, flags) = (at(26, 2)?, at(28, 2)?, at(30, 2)?);
+    // cfhdrRESERVE_PRESENT: header, folder and data reserve sizes follow the fixed header.
+    let (mut off, folder_reserve, data_reserve) = if flags & 0x4 != 0 {
+        (
+            40 + at(36, 2)? as usize,
+            at(38, 1)? as usize,
+            at(39, 1)? as usize,
+        )
+    } else {
+        (36, 0, 0)
+    };
+    // cfhdrPREV_CABINET and cfhdrNEXT_CABINET: two NUL-terminated strings each.
+    for _ in 0..2 * usize::from(flags & 0x1 != 0) + 2 * usize::from(flags & 0x2 != 0) {
+        off += b.get(off..)?.iter().position(|&c| c == 0)? + 1;
+    }
+    // Per folder, the uncompressed bytes its blocks declare (None when a block header is cut).
+    let mut totals = Vec::new();
+    for f in 0..folders {
+        let (start, blocks, compression) = (at(off, 4)?, at(off + 4, 2)?, at(off + 6, 2)?);
+        off += 8 + folder_reserve;
+        let mut pos = start as usize;
+        let mut total = Some(0u64);
+        for blk in 0..blocks {
+            let (Some(packed), Some(unpacked)) =
+                (at(pos.saturating_add(4), 2), at(pos.saturating_add(6), 2))
+            else {
+                total = None;
+                break;
+            };
+            if compression & 0xF == 0 && packed != unpacked {
+                return Some(format!(
+                    "folder {f} block {blk}: stored block of {packed} bytes claims {unpacked}"
+                ));
+            }
+            total = total.map(|t| t + u64::from(unpacked));
+            pos = pos.saturating_add(8 + data_reserve + packed as usize);
+        }
+        totals.push(total);
+    }
+    let mut off = at(16, 4)? as usize;
+    for _ in 0..files {
+        let (start, folder) = (at(off.checked_add(4)?, 4)?, at(off.checked_add(8)?, 2)?);
+        if let Some(Some(total)) = totals.get(folder as usize)
+            && u64::from(start) > *total
+        {
+            return Some(format!(
+                "a file starts at {start:#x} of folder {folder}, which holds {total:#x} bytes"
+            ));
+        }
+        off = off.checked_add(16)?;
+        off += b.get(off..)?.iter().position(|&c| c == 0)? + 1;
+    }
+    None
+}
+
+/// Opens a cabinet after [`cab_layout_problem`] has found nothing the crate would panic on.
+fn open_cab(bytes: &[u8]) -> Result<cab::Cabinet<Cursor<&[u8]>>> {
+    if let Some(why) = cab_layout_problem(bytes) {
+        return Err(CatalogError::Cab(why));
+    }
+    cab::Cabinet::new(Cursor::new(bytes)).map_err(|e| CatalogError::Cab(e.to_string()))
+}
+
 /// Unpacks an LVFS `.cab` and reads its `.metainfo.xml` (and `.jcat` when present).
 pub fn read_cab(catalog: &str, bytes: &[u8]) -> Result<CabContents> {
-    let mut cab =
-        cab::Cabinet::new(Cursor::new(bytes)).map_err(|e| CatalogError::Cab(e.to_string()))?;
+    let mut cab = open_cab(bytes)?;
     let files: Vec<String> = cab
         .folder_entries()
         .flat_map(|f| {
@@ -565,12 +635,59 @@ pub fn read_cab(catalog: &str, bytes: &[u8]) -> Result<CabContents> {
 
 /// Reads one member of a `.cab` by name (for verifying payloads against the embedded jcat).
 pub fn read_cab_member(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    let mut cab =
-        cab::Cabinet::new(Cursor::new(bytes)).map_err(|e| CatalogError::Cab(e.to_string()))?;
+    let mut cab = open_cab(bytes)?;
     read_member(&mut cab, name)
 }
 
 /// Decompresses metadata as fetched (`.gz`/`.zst`) within the crate-wide limit.
 pub fn metadata_bytes(raw: &[u8]) -> Result<Vec<u8>> {
     decompress(raw, MAX_DECOMPRESSED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cab_file_past_its_folder_is_an_error_not_a_panic() {
+        // Found by `cargo fuzz run archive` (the scanner reads cabs with the same crate): a file
+        // at 0x1eb8 of a folder without data blocks; cab 0.6 indexed past its block list.
+        let crash = b"MSCF\0\0\0\0\xb8\x1e\0\0\0\0\0\0\x04\0\0\0\0\0\0\0\x03\x01\x01\0\x02\0\0\0\
+                      \0\0X\0\0\0\0\0\0\0\0\x1e";
+        let e = read_cab("l", crash).expect_err("corrupt");
+        assert!(
+            matches!(&e, CatalogError::Cab(m) if m.contains("starts at 0x1eb8")),
+            "{e}"
+        );
+        assert!(read_cab_member(crash, "x").is_err());
+    }
+
+    #[test]
+    fn cab_stored_block_claiming_more_than_it_holds_is_an_error() {
+        // One folder, one stored 10-byte block whose cbUncomp says 20, and `a.bin` at 12 in it:
+        // cab 0.6 sliced past the block.
+        let mut b = b"MSCF".to_vec();
+        for v in [0u32, 84, 0, 44, 0] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend([3, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend(66u32.to_le_bytes());
+        b.extend([1, 0, 0, 0]);
+        b.extend(10u32.to_le_bytes());
+        b.extend(12u32.to_le_bytes());
+        b.extend(b"\0\0\x21\x5a\0\0\x20\0a.bin\0");
+        b.extend(0u32.to_le_bytes());
+        b.extend(10u16.to_le_bytes());
+        b.extend(20u16.to_le_bytes());
+        b.extend(b"0123456789");
+        let e = read_cab_member(&b, "a.bin").expect_err("corrupt");
+        assert!(
+            matches!(&e, CatalogError::Cab(m) if m.contains("claims 20")),
+            "{e}"
+        );
+        // The same cabinet with honest sizes reads.
+        b[72..74].copy_from_slice(&10u16.to_le_bytes());
+        b[48..52].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(read_cab_member(&b, "a.bin").expect("ok"), b"0123456789");
+    }
 }

@@ -43,6 +43,10 @@ pub enum CatalogFormat {
     },
     /// Generic YAML/JSON entries.
     Generic,
+    /// A Lenovo UpdateXpress/OneCLI directory served over HTTP: the URL is the directory, whose
+    /// listing (a web server's index page or a plain list of names) names the `lnvgy_fw_*.xml`
+    /// descriptors and `*_comp.zip` packages; each is fetched and read in turn.
+    Lenovo,
 }
 
 /// A catalog to sync.
@@ -188,7 +192,90 @@ pub fn parse_body(source: &CatalogSource, url: &str, body: &[u8]) -> Result<Vec<
             let text = crate::input::decompress(body, crate::input::MAX_DECOMPRESSED)?;
             crate::generic::parse(&source.name, &text)
         }
+        CatalogFormat::Lenovo => Err(CatalogError::invalid(
+            "lenovo",
+            "a Lenovo directory is read file by file (sync), not from one body",
+        )),
     }
+}
+
+/// Most files a Lenovo directory listing may name: a repository for every ThinkSystem model
+/// holds a few thousand packages; more than this is a listing gone wrong.
+const LENOVO_MAX_FILES: usize = 20_000;
+/// Largest `lnvgy_fw_*.xml` descriptor read (they are a few KiB).
+const LENOVO_MAX_DESCRIPTOR: u64 = 4 << 20;
+
+/// The Lenovo package names a directory listing links to, deduplicated and sorted: `href`
+/// targets of an index page, else one name per line of a plain list. Query strings, fragments,
+/// parent links and absolute links to other hosts are ignored.
+pub fn lenovo_listing(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let mut names: Vec<String> = if text.contains("href=") || text.contains("HREF=") {
+        text.split("href=")
+            .flat_map(|s| s.split("HREF="))
+            .skip(1)
+            .filter_map(|rest| {
+                let rest = rest.trim_start();
+                let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                rest[1..].split(quote).next().map(str::to_string)
+            })
+            .collect()
+    } else {
+        text.lines().map(|l| l.trim().to_string()).collect()
+    };
+    names.retain_mut(|n| {
+        if let Some(i) = n.find(['?', '#']) {
+            n.truncate(i);
+        }
+        if n.contains("://") || n.contains("..") || n.contains('/') {
+            return false;
+        }
+        let lower = n.to_ascii_lowercase();
+        (lower.starts_with("lnvgy_fw_") && lower.ends_with(".xml")) || lower.ends_with("_comp.zip")
+    });
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Reads every package a Lenovo directory listing names, fetching each file beside it.
+async fn sync_lenovo_files(
+    client: &reqwest::Client,
+    source: &CatalogSource,
+    dir_url: &str,
+    listing: &[u8],
+) -> Result<Vec<CatalogEntry>> {
+    let names = lenovo_listing(listing);
+    if names.len() > LENOVO_MAX_FILES {
+        return Err(CatalogError::TooLarge {
+            what: format!("{dir_url} listing ({} packages)", names.len()),
+            limit: LENOVO_MAX_FILES as u64,
+        });
+    }
+    let base = dir_url.trim_end_matches('/').to_string();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let url = format!("{base}/{name}");
+        let is_zip = name.to_ascii_lowercase().ends_with("_comp.zip");
+        let max = if is_zip {
+            source.max_bytes
+        } else {
+            LENOVO_MAX_DESCRIPTOR
+        };
+        let body = fetch(client, &url, None, max).await?.body;
+        let (catalog, base) = (source.name.clone(), base.clone());
+        let entry = tokio::task::spawn_blocking(move || {
+            if is_zip {
+                crate::lenovo::parse_comp_zip(&catalog, &name, &body, Some(&base))
+            } else {
+                crate::lenovo::parse_descriptor(&catalog, &name, &body, Some(&base))
+            }
+        })
+        .await
+        .map_err(|e| CatalogError::invalid("parser", format!("parser task failed: {e}")))??;
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// Writes a snapshot atomically: a temp file in the same directory, fsync, rename, fsync dir.
@@ -386,13 +473,16 @@ async fn try_sync(
         None => None,
     };
     let sha256 = hex::encode(Sha256::digest(&fetched.body));
-    let src = source.clone();
-    let parse_url = url.clone();
-    let body = fetched.body;
-    let staged = tokio::task::spawn_blocking(move || parse_body(&src, &parse_url, &body))
-        .await
-        .map_err(|e| CatalogError::invalid("parser", format!("parser task failed: {e}")))??;
-    let mut staged = staged;
+    let mut staged = if source.format == CatalogFormat::Lenovo {
+        sync_lenovo_files(client, source, &url, &fetched.body).await?
+    } else {
+        let src = source.clone();
+        let parse_url = url.clone();
+        let body = fetched.body;
+        tokio::task::spawn_blocking(move || parse_body(&src, &parse_url, &body))
+            .await
+            .map_err(|e| CatalogError::invalid("parser", format!("parser task failed: {e}")))??
+    };
     if source.format == CatalogFormat::Generic {
         fill_from_checksum_txt(client, &mut staged).await;
     }
@@ -455,6 +545,38 @@ async fn fill_from_checksum_txt(client: &reqwest::Client, entries: &mut [Catalog
             Err(error) => {
                 tracing::warn!(%url, %error, "checksum.txt unusable; its entries stay unverified")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lenovo_listing;
+
+    #[test]
+    fn a_plain_listing_names_one_package_per_line() {
+        let got = lenovo_listing(
+            b"lnvgy_fw_b-1.0_anyos_noarch.xml\r\n\nnotes.txt\nlnvgy_fw_a-2.0_anyos_comp.zip\n../lnvgy_fw_c-1_x.xml\nlnvgy_fw_b-1.0_anyos_noarch.xml\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "lnvgy_fw_a-2.0_anyos_comp.zip",
+                "lnvgy_fw_b-1.0_anyos_noarch.xml"
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_listings_give_nothing_rather_than_fail() {
+        for body in [
+            &b""[..],
+            b"href=",
+            b"href=\"",
+            b"<a href=x>",
+            &[0xff, 0xfe, 0x00],
+        ] {
+            assert!(lenovo_listing(body).is_empty());
         }
     }
 }

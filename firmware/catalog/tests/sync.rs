@@ -425,3 +425,68 @@ async fn generic_entries_get_hashes_from_supermicro_checksum_txt() {
         "an unusable checksum.txt leaves the entry unverified"
     );
 }
+
+#[tokio::test]
+async fn lenovo_directory_over_http_reads_every_package_its_listing_names() {
+    let (srv, base) = start().await;
+    let doc = |body: Vec<u8>| Doc {
+        body,
+        etag: None,
+        last_modified: None,
+    };
+    // An Apache/nginx-style index page: sort links, the parent, a stray README and two packages.
+    let listing = r#"<html><body><h1>Index of /lenovo</h1>
+        <a href="?C=N;O=D">Name</a> <a href="../">Parent Directory</a>
+        <a href="README.txt">README.txt</a>
+        <a href="lnvgy_fw_xcc_cdi3a4e-8.30_anyos_noarch.xml">lnvgy_fw_xcc_cdi3a4e-8.30_anyos_noarch.xml</a>
+        <a href='lnvgy_fw_uefi_ive184j-3.30_anyos_comp.zip'>lnvgy_fw_uefi_ive184j-3.30_anyos_comp.zip</a>
+        <a href="https://elsewhere.example/lnvgy_fw_evil-1.0_anyos_noarch.xml">elsewhere</a>
+        </body></html>"#;
+    srv.put("lenovo/", doc(listing.as_bytes().to_vec()));
+    srv.put(
+        "lenovo/lnvgy_fw_xcc_cdi3a4e-8.30_anyos_noarch.xml",
+        doc(read("lenovo/lnvgy_fw_xcc_cdi3a4e-8.30_anyos_noarch.xml")),
+    );
+    let index = br#"{"version":"3.30","machineTypes":["7D73"],"severity":"recommended"}"#;
+    srv.put(
+        "lenovo/lnvgy_fw_uefi_ive184j-3.30_anyos_comp.zip",
+        doc(zip(&[("index.json", index)])),
+    );
+    let source = CatalogSource::new("lnv", format!("{base}/lenovo/"), CatalogFormat::Lenovo);
+    let out = sync_with(&reqwest::Client::new(), &source, None).await;
+    let SyncOutcome::Updated { snapshot, diff } = out else {
+        panic!("update: {out:?}")
+    };
+    assert_eq!(
+        snapshot.entries.keys().collect::<Vec<_>>(),
+        [
+            "lnv/lnvgy_fw_uefi_ive184j-3.30_anyos_comp",
+            "lnv/lnvgy_fw_xcc_cdi3a4e-8.30_anyos_noarch"
+        ]
+    );
+    assert_eq!(diff.added.len(), 2);
+    let uefi = &snapshot.entries["lnv/lnvgy_fw_uefi_ive184j-3.30_anyos_comp"];
+    assert_eq!(
+        uefi.url.as_deref(),
+        Some(format!("{base}/lenovo/lnvgy_fw_uefi_ive184j-3.30_anyos_comp.zip").as_str())
+    );
+    assert!(uefi.hashes.sha256.is_some());
+    let fetched: Vec<String> = srv.requests().into_iter().map(|r| r.0).collect();
+    assert!(
+        !fetched
+            .iter()
+            .any(|p| p.contains("README") || p.contains("evil"))
+    );
+
+    // A package the listing names but the server lacks fails the sync; nothing half-read stands.
+    srv.put(
+        "lenovo/",
+        doc(format!("{listing}<a href=\"lnvgy_fw_gone-1.0_anyos_noarch.xml\">x</a>").into_bytes()),
+    );
+    assert!(matches!(
+        sync_with(&reqwest::Client::new(), &source, Some(&snapshot)).await,
+        SyncOutcome::Failed {
+            error: CatalogError::HttpStatus { status: 404, .. }
+        }
+    ));
+}

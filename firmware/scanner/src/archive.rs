@@ -6,6 +6,8 @@ use std::io::{Cursor, Read};
 
 use serde::{Deserialize, Serialize};
 
+use crate::util::{u8_at, u16_at, u32_at};
+
 /// Below this, outputs are allowed whatever the ratio (small files compress well).
 pub const RATIO_FLOOR: u64 = 1 << 20;
 
@@ -260,6 +262,9 @@ fn cab_entries(
     cap: u64,
     f: &mut dyn FnMut(Entry) -> bool,
 ) -> Vec<Problem> {
+    if let Some(why) = cab_layout_problem(buf) {
+        return vec![Problem::Corrupt(format!("cab: {why}"))];
+    }
     let mut problems = Vec::new();
     let mut cab = match cab::Cabinet::new(Cursor::new(buf)) {
         Ok(c) => c,
@@ -317,6 +322,74 @@ fn cab_entries(
     problems
 }
 
+/// What the `cab` crate (0.6) would panic on rather than report: a file starting past the data
+/// its folder's blocks declare, or a stored block whose size differs from its uncompressed size.
+/// Offsets follow [MS-CAB] CFHEADER/CFFOLDER/CFDATA/CFFILE; a truncated structure is left to the
+/// crate, which reports it as an error.
+fn cab_layout_problem(buf: &[u8]) -> Option<String> {
+    let folders = u16_at(buf, 26)?;
+    let files = u16_at(buf, 28)?;
+    let flags = u16_at(buf, 30)?;
+    // cfhdrRESERVE_PRESENT: header, folder and data reserve sizes follow the fixed header.
+    let (mut off, folder_reserve, data_reserve) = if flags & 0x4 != 0 {
+        let header_reserve = usize::from(u16_at(buf, 36)?);
+        (40 + header_reserve, u8_at(buf, 38)?, u8_at(buf, 39)?)
+    } else {
+        (36, 0, 0)
+    };
+    // cfhdrPREV_CABINET and cfhdrNEXT_CABINET: two NUL-terminated strings each.
+    let strings = 2 * usize::from(flags & 0x1 != 0) + 2 * usize::from(flags & 0x2 != 0);
+    for _ in 0..strings {
+        off += buf.get(off..)?.iter().position(|&b| b == 0)? + 1;
+    }
+    // Per folder, the uncompressed bytes its blocks declare (None when a block header is cut).
+    let mut totals = Vec::with_capacity(usize::from(folders));
+    for f in 0..folders {
+        let (start, blocks, compression) = (
+            u32_at(buf, off)?,
+            u16_at(buf, off + 4)?,
+            u16_at(buf, off + 6)?,
+        );
+        off += 8 + usize::from(folder_reserve);
+        let mut pos = start as usize;
+        let mut total = Some(0u64);
+        for b in 0..blocks {
+            let (Some(packed), Some(unpacked)) = (
+                u16_at(buf, pos.saturating_add(4)),
+                u16_at(buf, pos.saturating_add(6)),
+            ) else {
+                total = None;
+                break;
+            };
+            if compression & 0xF == 0 && packed != unpacked {
+                return Some(format!(
+                    "folder {f} block {b}: stored block of {packed} bytes claims {unpacked}"
+                ));
+            }
+            total = total.map(|t| t + u64::from(unpacked));
+            pos = pos.saturating_add(8 + usize::from(data_reserve) + usize::from(packed));
+        }
+        totals.push(total);
+    }
+    let mut off = u32_at(buf, 16)? as usize;
+    for _ in 0..files {
+        let (start, folder) = (
+            u32_at(buf, off.checked_add(4)?)?,
+            u16_at(buf, off.checked_add(8)?)?,
+        );
+        if let Some(Some(total)) = totals.get(usize::from(folder))
+            && u64::from(start) > *total
+        {
+            return Some(format!(
+                "a file starts at {start:#x} of folder {folder}, which holds {total:#x} bytes"
+            ));
+        }
+        off = off.checked_add(16)?;
+        off += buf.get(off..)?.iter().position(|&b| b == 0)? + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +402,76 @@ mod tests {
         assert!(!safe_name("/etc/passwd"));
         assert!(!safe_name("..\\x"));
         assert!(!safe_name("C:\\x"));
+    }
+
+    fn unpack(kind: ArchiveKind, buf: &[u8]) -> (usize, Vec<Problem>) {
+        let budget = Budget {
+            remaining: 1 << 20,
+            max_ratio: 100,
+            max_entries: 16,
+        };
+        let mut n = 0;
+        let problems = for_each_entry(kind, buf, budget, &mut |_| {
+            n += 1;
+            true
+        });
+        (n, problems)
+    }
+
+    #[test]
+    fn cab_file_past_its_folder_is_corrupt_not_a_panic() {
+        // Found by `cargo fuzz run archive`: a file at 0x1eb8 of a folder without data blocks;
+        // cab 0.6 indexed past its block list.
+        let crash = b"MSCF\0\0\0\0\xb8\x1e\0\0\0\0\0\0\x04\0\0\0\0\0\0\0\x03\x01\x01\0\x02\0\0\0\
+                      \0\0X\0\0\0\0\0\0\0\0\x1e";
+        let (n, problems) = unpack(ArchiveKind::Cab, crash);
+        assert_eq!(n, 0);
+        assert!(
+            matches!(&problems[..], [Problem::Corrupt(m)] if m.contains("starts at 0x1eb8")),
+            "{problems:?}"
+        );
+    }
+
+    /// A one-folder stored cabinet holding `data` as `a.bin`, with the first block's cbUncomp.
+    fn stored_cab(data: &[u8], unpacked: u16, file_start: u32) -> Vec<u8> {
+        let mut b = b"MSCF".to_vec();
+        let total = 36 + 8 + 16 + 6 + 8 + data.len();
+        for v in [0u32, total as u32, 0, 44, 0] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend([3, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend((36u32 + 8 + 16 + 6).to_le_bytes());
+        b.extend([1, 0, 0, 0]);
+        b.extend((data.len() as u32).to_le_bytes());
+        b.extend(file_start.to_le_bytes());
+        b.extend([0, 0, 0x21, 0x5a, 0, 0, 0x20, 0]);
+        b.extend(b"a.bin\0");
+        b.extend(0u32.to_le_bytes());
+        b.extend((data.len() as u16).to_le_bytes());
+        b.extend(unpacked.to_le_bytes());
+        b.extend(data);
+        b
+    }
+
+    #[test]
+    fn cab_stored_block_sizes_must_agree() {
+        let good = stored_cab(b"0123456789", 10, 0);
+        let (n, problems) = unpack(ArchiveKind::Cab, &good);
+        assert_eq!((n, problems), (1, vec![]));
+        // A stored block claiming more than it holds made cab 0.6 slice past its data.
+        let short = stored_cab(b"0123456789", 20, 12);
+        let (n, problems) = unpack(ArchiveKind::Cab, &short);
+        assert_eq!(n, 0);
+        assert!(
+            matches!(&problems[..], [Problem::Corrupt(m)] if m.contains("claims 20")),
+            "{problems:?}"
+        );
+        // A file past the folder's data.
+        let past = stored_cab(b"0123456789", 10, 11);
+        let (_, problems) = unpack(ArchiveKind::Cab, &past);
+        assert!(
+            matches!(&problems[..], [Problem::Corrupt(m)] if m.contains("starts at 0xb")),
+            "{problems:?}"
+        );
     }
 }

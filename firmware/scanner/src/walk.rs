@@ -330,6 +330,20 @@ impl<'a> Walker<'a> {
         nodes
     }
 
+    /// The sections inside an encapsulation section (uncompressed, or GUID-defined without
+    /// processing): one level deeper, so a chain of them cannot recurse without bound.
+    fn encapsulated(&mut self, payload: &[u8], path: &str, depth: u32) -> Vec<Node> {
+        if depth + 1 >= self.limits.max_depth {
+            self.limited.push(issue(
+                path,
+                0,
+                format!("nesting deeper than {}", self.limits.max_depth),
+            ));
+            return Vec::new();
+        }
+        self.walk_sections(payload, path, depth + 1)
+    }
+
     /// Fills one section node: names, versions, and nested containers.
     fn walk_section(
         &mut self,
@@ -346,7 +360,7 @@ impl<'a> Walker<'a> {
                 let ctype = u8_at(sect, hs + 4);
                 let payload = sect.get(hs + 5..).unwrap_or(&[]);
                 match ctype {
-                    Some(0) => node.children = self.walk_sections(payload, &path, depth),
+                    Some(0) => node.children = self.encapsulated(payload, &path, depth),
                     Some(1) => {
                         node.detail = Some("efi/tiano compression".into());
                         self.notes.push(format!(
@@ -388,7 +402,7 @@ impl<'a> Walker<'a> {
                         g
                     ));
                 } else if g == guid::CRC32 || attrs & PROCESSING_REQUIRED == 0 {
-                    node.children = self.walk_sections(payload, &path, depth);
+                    node.children = self.encapsulated(payload, &path, depth);
                 } else {
                     self.notes.push(format!(
                         "{path}: GUID-defined section {g} not supported, not walked"
@@ -457,5 +471,86 @@ impl<'a> Walker<'a> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(kind: u8, body: &[u8]) -> Vec<u8> {
+        let size = u32::try_from(4 + body.len()).expect("small");
+        let mut s = size.to_le_bytes()[..3].to_vec();
+        s.push(kind);
+        s.extend_from_slice(body);
+        s
+    }
+
+    /// An FFS2 volume (erase polarity 1) holding one driver file with `body` as its sections.
+    fn volume(body: &[u8]) -> Vec<u8> {
+        let size = u32::try_from(24 + body.len()).expect("small");
+        let mut file = vec![0x11; 16];
+        file.extend([0, 0xAA, 0x07, 0]);
+        file.extend(&size.to_le_bytes()[..3]);
+        file.push(0xF8);
+        let sum = file
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 17 && *i != 23)
+            .fold(0u8, |a, (_, &b)| a.wrapping_add(b));
+        file[16] = sum.wrapping_neg();
+        file.extend_from_slice(body);
+        let len = 72 + file.len() + 8;
+        let mut fv = vec![0u8; 16];
+        fv.extend(guid::FFS2.0);
+        fv.extend((len as u64).to_le_bytes());
+        fv.extend(b"_FVH");
+        fv.extend(0x0004_FEFFu32.to_le_bytes());
+        fv.extend([72, 0, 0, 0, 0, 0, 0, 2]);
+        fv.extend(1u32.to_le_bytes());
+        fv.extend((len as u32).to_le_bytes());
+        fv.extend([0u8; 8]);
+        let sum = fv.chunks_exact(2).fold(0u16, |a, w| {
+            a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+        });
+        fv[50..52].copy_from_slice(&sum.wrapping_neg().to_le_bytes());
+        fv.extend(file);
+        fv.resize(len, 0xFF);
+        fv
+    }
+
+    #[test]
+    fn nested_encapsulation_sections_stop_at_max_depth() {
+        // Found with the `scan` fuzz target on a crafted input: 20,000 uncompressed
+        // compression sections, each inside the last, recursed at the same depth until the
+        // stack overflowed (SIGSEGV, not a panic).
+        let mut inner = section(0x15, b"x\0\0\0");
+        for _ in 0..20_000 {
+            let mut body = u32::try_from(inner.len())
+                .expect("small")
+                .to_le_bytes()
+                .to_vec();
+            body.push(0);
+            body.extend(&inner);
+            inner = section(0x01, &body);
+        }
+        let image = volume(&inner);
+        let report = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let pack = RulePack::empty("t");
+                crate::scan_at(&image, "nested", &pack, &Limits::default(), 0)
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.message.contains("nesting deeper than 8")),
+            "{:?}",
+            report.errors
+        );
     }
 }

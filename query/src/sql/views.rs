@@ -166,6 +166,36 @@ pub const VIEWS: &[View] = &[
               FROM raw.firmware_scans",
     },
     View {
+        name: "firmware_catalog",
+        about: "Every vendor catalog entry change (added, changed), newest last",
+        topics: &[catalog::FIRMWARE_CATALOG],
+        time_column: Some("synced_at"),
+        sql: "SELECT synced_at, catalog, entry_id, vendor, component_type, name, version, \
+              release_date, criticality, url, size, sha256, sha1, md5, reboot, system_ids, \
+              models, pci_ids, guids, software_ids, change FROM raw.firmware_catalog",
+    },
+    View {
+        name: "catalog_syncs",
+        about: "Every catalog sync: updated, not modified or failed, with counts and the error",
+        topics: &[catalog::FIRMWARE_CATALOG_SYNCS],
+        time_column: Some("synced_at"),
+        sql: "SELECT synced_at, catalog, format, url, status, error, entries, added, changed, \
+              removed, sha256, signature FROM raw.firmware_catalog_syncs",
+    },
+    View {
+        name: "firmware_updates",
+        about: "Latest firmware verdict per server against the synced catalogs: updates \
+                available, critical ones, and every matched component",
+        topics: &[catalog::FIRMWARE_UPDATES],
+        time_column: None,
+        sql: "SELECT server_id, evaluated_at, catalog_entries, updates_available, \
+              critical_updates, components \
+              FROM (SELECT *, row_number() OVER (PARTITION BY server_id \
+                    ORDER BY _log_timestamp DESC, _offset DESC) AS _rn \
+                    FROM raw.firmware_updates) \
+              WHERE _rn = 1",
+    },
+    View {
         name: "firmware_findings",
         about: "Scanner findings on stored firmware images and on live servers' Secure Boot keys \
                 (Redfish, efivars); a server's finding that went away is recorded as resolved",
