@@ -87,9 +87,10 @@ pub enum FirmwareCommand {
         /// Only this rule id (e.g. SB-KEK-001).
         #[arg(long)]
         rule: Option<String>,
-        /// Only this server (SMBIOS UUID): its live findings, no blobs.
-        #[arg(long)]
-        server: Option<String>,
+        /// Only this server (SMBIOS UUID): its live findings, no blobs. (`--server` is the
+        /// service's URL, as for every command.)
+        #[arg(long = "server-id", value_name = "UUID")]
+        server_id: Option<String>,
     },
     /// Vendor catalogs: add, list, sync, remove (snapshots under `<data>/firmware/catalogs/`).
     Catalog {
@@ -110,8 +111,8 @@ pub enum FirmwareCommand {
     /// criticality), current, or running a version the catalog no longer lists.
     Updates {
         /// Only this server (SMBIOS UUID).
-        #[arg(long)]
-        server: Option<String>,
+        #[arg(long = "server-id", value_name = "UUID")]
+        server_id: Option<String>,
         /// Also list components that are current.
         #[arg(long)]
         all: bool,
@@ -523,8 +524,15 @@ pub async fn run(
             let rules = load_rules(cfg, rules.as_deref())?;
             rescan(cfg, api.as_ref(), sha256.as_deref(), &rules, out).await
         }
-        FirmwareCommand::Findings { rule, server } => {
-            findings(cfg, api.as_ref(), rule.as_deref(), server.as_deref(), out).await
+        FirmwareCommand::Findings { rule, server_id } => {
+            findings(
+                cfg,
+                api.as_ref(),
+                rule.as_deref(),
+                server_id.as_deref(),
+                out,
+            )
+            .await
         }
         FirmwareCommand::Catalog { command } => match command {
             CatalogCommand::Add { name, url, format } => catalog_add(cfg, &name, &url, format, out),
@@ -539,10 +547,10 @@ pub async fn run(
             fetch(cfg, api.as_ref(), &entry, &rules, out).await
         }
         FirmwareCommand::Rules { command } => rules_command(cfg, command, out),
-        FirmwareCommand::Updates { server, all } => {
+        FirmwareCommand::Updates { server_id, all } => {
             let api = api
                 .context("`firmware updates` reads the inventory from the service: set --server")?;
-            updates(cfg, &api, server.as_deref(), all, out).await
+            updates(cfg, &api, server_id.as_deref(), all, out).await
         }
         FirmwareCommand::Gc {
             older_than,

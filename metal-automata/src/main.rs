@@ -161,7 +161,8 @@ enum TpmCommand {
     /// One server's registration.
     Show {
         /// Server id.
-        server: String,
+        #[arg(value_name = "SERVER")]
+        server_id: String,
     },
     /// Accept a server's changed EK (board swap, TPM cleared); audited.
     Approve(tpm::ApproveArgs),
@@ -347,7 +348,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Tpm { command } => match command {
             TpmCommand::Enroll(a) => tpm::enroll(&api()?, a, &out).await,
             TpmCommand::List => tpm::list(&api()?, &out).await,
-            TpmCommand::Show { server } => tpm::show(&api()?, &server, &out).await,
+            TpmCommand::Show { server_id } => tpm::show(&api()?, &server_id, &out).await,
             TpmCommand::Approve(a) => tpm::approve(&api()?, a, &out).await,
         },
         Command::Firmware { command } => {
@@ -464,4 +465,16 @@ fn redacted(cfg: &config::Config) -> config::Config {
         }
     }
     c
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks: no two arguments share an id (a subcommand's `server`
+    /// would silently take the global `--server` URL), every default is valid, and so on.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -29,8 +29,9 @@ pub struct EnrollArgs {
 /// `tpm approve`.
 #[derive(Debug, clap::Args)]
 pub struct ApproveArgs {
-    /// The server whose new EK is accepted.
-    pub server: String,
+    /// The server whose new EK is accepted (not `server`: that id is the global service URL).
+    #[arg(value_name = "SERVER")]
+    pub server_id: String,
     /// Why (a board swap, a TPM clear, …): recorded in the audit log.
     #[arg(long)]
     pub reason: String,
@@ -178,7 +179,7 @@ pub async fn approve(api: &ApiClient, a: ApproveArgs, out: &Output) -> Result<()
         .unwrap_or_else(|| "unknown".into());
     let v = api
         .post(
-            &format!("/api/v1/tpm/{}/approve", path_segment(&a.server)),
+            &format!("/api/v1/tpm/{}/approve", path_segment(&a.server_id)),
             &json!({"operator": operator, "reason": a.reason}),
         )
         .await?;

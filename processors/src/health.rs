@@ -914,14 +914,18 @@ fn classify_log(e: &HardwareLogEntry) -> &'static str {
     )
     .to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    if has(&["uncorrectable", "ecc", "memory", "dimm", "edac"]) {
+    // The part that failed before the part it sits on: "CPUFan1 failed" is a fan, "CPU1 Temp
+    // going high" and "DIMM temperature" are heat, not processor or memory errors.
+    let hot = has(&["temperature", "thermal", "overheat"])
+        || (text.contains("temp") && !text.contains("attempt"));
+    if has(&["fan"]) {
+        "fan-failure"
+    } else if hot {
+        "overtemperature"
+    } else if has(&["uncorrectable", "ecc", "memory", "dimm", "edac"]) {
         "memory-errors"
     } else if has(&["machine check", "mce", "ierr", "processor", "cpu"]) {
         "cpu-errors"
-    } else if has(&["fan"]) {
-        "fan-failure"
-    } else if has(&["temperature", "thermal", "overheat", "temp"]) {
-        "overtemperature"
     } else if has(&[
         "power supply",
         "psu",

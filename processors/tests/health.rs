@@ -655,3 +655,28 @@ fn a_restart_restores_log_problems_without_new_events() {
     assert!(h.events.is_empty(), "{:?}", h.events);
     assert_eq!(h.p.health(SRV, Some("log:dimm:A1")), Some(Health::Critical));
 }
+
+#[test]
+fn a_log_entry_is_classed_by_the_part_that_failed_not_the_part_it_sits_on() {
+    let cases = [
+        ("Fan CPUFan1 failed.", "redfish.1U.CPUFan1", "fan-failure"),
+        (
+            "CPU #1 Temperature: Upper Critical - going high, reading 91.",
+            "redfish.1U.CPU1Temp",
+            "overtemperature",
+        ),
+        ("Uncorrectable ECC on DIMM A1", "dimm:A1", "memory-errors"),
+        ("Processor IERR", "cpu:CPU1", "cpu-errors"),
+        ("Login attempt failed", "bmc:BMC", "hardware-log"),
+    ];
+    for (i, (message, component, want)) in cases.into_iter().enumerate() {
+        let mut h = Harness::new(HealthConfig::default());
+        let mut e = sel(i as u32, 0, LogSeverity::Critical, message);
+        e.message_id = None;
+        e.component_id = Some(component.into());
+        h.log(&e);
+        let got = h.events_for(Some(&format!("log:{component}")));
+        assert_eq!(got.len(), 1, "{message}: {got:?}");
+        assert_eq!(got[0].classification, want, "{message}");
+    }
+}

@@ -20,6 +20,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_pair():
+    """Two free neighbouring ports, p and p + 1 (swtpm's TCTI finds the control port at p + 1)."""
+    for _ in range(100):
+        p = free_port()
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 1))
+            except OSError:
+                continue
+        return p
+    raise RuntimeError("no two neighbouring free ports")
+
+
 def tail(path, lines=40):
     """The end of a service's log, so that a failed start explains itself in the test output."""
     try:

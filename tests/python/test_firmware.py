@@ -264,7 +264,7 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
             assert "KEK CA 2011" in (r["cert_subject"] or ""), r
         # One server, every rule: the 2011 db CAs and the placeholder dbx too.
         one = sorted(ids)[0]
-        rules = {r["rule_id"] for r in ma_json(env, "firmware", "findings", "--server", one)["servers"]}
+        rules = {r["rule_id"] for r in ma_json(env, "firmware", "findings", "--server-id", one)["servers"]}
         assert {"SB-KEK-001", "SB-DB-001", "SB-DB-002", "SB-DBX-001"} <= rules, rules
         table = ma(env, "firmware", "findings", "--rule", "SB-KEK-001").stdout
         assert one in table and "SB-KEK-001" in table, table
@@ -296,7 +296,7 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
             url = f"http://127.0.0.1:{httpd.server_address[1]}/lab.json"
             ma(env, "firmware", "catalog", "add", "lab-updates", url, "--format", "generic")
             ma(env, "firmware", "catalog", "sync", "lab-updates")
-            got = ma_json(env, "firmware", "updates", "--server", one)
+            got = ma_json(env, "firmware", "updates", "--server-id", one)
             bios = [u for u in got["updates"] if u["kind"] == "bios"]
             assert len(bios) == 1, got
             m = bios[0]["match"]

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, free_port, stop, wait_http
+from conftest import BIN, free_port, free_port_pair, stop, wait_http
 
 LOCALCA = "/var/lib/swtpm-localca"
 
@@ -29,8 +29,9 @@ class Swtpm:
         os.makedirs(self.state)
         subprocess.run(["swtpm_setup", "--tpm2", "--tpmstate", self.state, "--create-ek-cert",
                         "--create-platform-cert", "--overwrite"], check=True, capture_output=True)
-        self.port = free_port()
-        ctrl = free_port()
+        # The swtpm TCTI (tpm2-tss and tss-esapi) sends control commands to port + 1.
+        self.port = free_port_pair()
+        ctrl = self.port + 1
         self.proc = subprocess.Popen(
             ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.state}",
              "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
@@ -48,6 +49,11 @@ class Swtpm:
         env = dict(os.environ, TPM2TOOLS_TCTI=self.tcti)
         r = subprocess.run(list(args), env=env, cwd=self.state, capture_output=True, timeout=30)
         assert r.returncode == 0, f"{args}: {r.stderr.decode()}"
+        # No resource manager between the tools and swtpm: what a tool leaves loaded stays in
+        # the TPM's three transient slots. The tools keep what they need as context files.
+        for kind in ("-t", "-s"):
+            subprocess.run(["tpm2_flushcontext", kind], env=env, cwd=self.state,
+                           capture_output=True, timeout=30)
 
     def read(self, name):
         with open(os.path.join(self.state, name), "rb") as f:
@@ -117,6 +123,8 @@ def wait_status(env, server, status, timeout=30):
             last = json.loads(r.stdout)
             if last["status"] == status:
                 return last
+        else:
+            last = r.stdout + r.stderr
         time.sleep(0.3)
     raise AssertionError(f"{server} never became {status}: {last}")
 

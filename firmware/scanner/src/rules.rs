@@ -120,9 +120,10 @@ fn default_expiry_days() -> u32 {
 }
 
 /// Microsoft's `dbx_info_msft_latest.json` (microsoft/secureboot_objects), the fields we use.
+/// `images` is required: a document without it is not a dbx list (so `{"version": 3}`, a
+/// broken rule pack, is refused rather than read as an empty dbx).
 #[derive(Deserialize)]
 struct MsftDbx {
-    #[serde(default)]
     images: std::collections::BTreeMap<String, Vec<MsftImage>>,
     #[serde(default)]
     certificates: Vec<MsftCert>,
@@ -607,6 +608,24 @@ mod tests {
         assert_eq!(
             RulePack::builtin().dbx_reference.certificates[0].sha1,
             "580a6f4cc4e4b669b9ebdc1b2b3e087b80d0678d"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_neither_a_pack_nor_a_dbx_list_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (name, text) in [("v.json", r#"{"version": 3}"#), ("e.json", "{}")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            assert!(RulePack::load(&path).is_err(), "{text}");
+        }
+        let path = dir.path().join("dbx.json");
+        std::fs::write(&path, BUILTIN_DBX_SEED).expect("write");
+        assert!(
+            RulePack::load(&path)
+                .expect("dbx")
+                .version
+                .ends_with("+dbx")
         );
     }
 
