@@ -598,6 +598,7 @@ async fn a_malformed_log_entry_is_an_error_and_the_others_are_read() {
     let m = Mockup::load(tmp.path()).expect("mockup");
     let mut cfg = SimConfig::local(1, 0);
     cfg.mockups = vec![Arc::new(m)];
+    cfg.threshold_events = false;
     let f = start(cfg).await;
     let c = client(&f.endpoints[0].address);
     let mut cursors = HashMap::new();
