@@ -133,6 +133,12 @@ pub enum FirmwareCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The store as a fwupd remote (LVFS format, metadata signed with our key): its
+    /// certificate, the remote's `.conf`, what it offers, and an export for static hosting.
+    Remote {
+        #[command(subcommand)]
+        command: crate::firmware_remote::RemoteCommand,
+    },
     /// An expiring blob URL for a BMC's `SimpleUpdate` (HMAC token, key `<data>/firmware/blob-url.key`).
     Url {
         /// Blob SHA-256.
@@ -233,6 +239,15 @@ pub fn firmware_dir(cfg: &Config) -> PathBuf {
     cfg.data_dir().join("firmware")
 }
 
+/// The local API's base URL (the listen address, loopback when it listens on all addresses).
+pub fn local_api_base(cfg: &Config) -> String {
+    let mut addr = cfg.api.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
 /// Where the store lives: `<data>/firmware` by default, else `<storage.url>/firmware` (local
 /// directory or `s3://bucket/prefix`, as history picks its location).
 pub fn store_location(cfg: &Config) -> Result<StoreLocation> {
@@ -283,6 +298,7 @@ pub fn api_routes(
         )?,
         log,
         ids,
+        remote: crate::firmware_remote::builder(cfg)?,
     })
 }
 
@@ -556,6 +572,9 @@ pub async fn run(
             older_than,
             dry_run,
         } => gc(cfg, *older_than, dry_run, out).await,
+        FirmwareCommand::Remote { command } => {
+            crate::firmware_remote::run(cfg, server, command, out).await
+        }
         FirmwareCommand::Url {
             sha256,
             expires_in,
@@ -580,13 +599,7 @@ pub async fn run(
                 .context("not a SHA-256")?;
             let base = base
                 .or_else(|| server.map(str::to_string))
-                .unwrap_or_else(|| {
-                    let mut addr = cfg.api.listen;
-                    if addr.ip().is_unspecified() {
-                        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                    }
-                    format!("http://{addr}")
-                });
+                .unwrap_or_else(|| local_api_base(cfg));
             let url = format!(
                 "{}/api/v1/firmware/blobs/{sha}?token={token}",
                 base.trim_end_matches('/')
@@ -705,7 +718,7 @@ fn summary_of(m: &Manifest) -> Option<ScanSummary> {
     serde_json::from_value(s.result.clone()).ok()
 }
 
-async fn read_blob(store: &FirmwareStore, sha: &str) -> Result<Vec<u8>> {
+pub(crate) async fn read_blob(store: &FirmwareStore, sha: &str) -> Result<Vec<u8>> {
     let body = store
         .blob_range(sha, automata_fwstore::BlobRange::Full)
         .await
@@ -1629,7 +1642,7 @@ fn save_catalogs(cfg: &Config, list: &[CatalogSource]) -> Result<()> {
 
 /// Writes `path` whole through a temporary file beside it and a rename, so a reader sees the old
 /// or the new content, never half of it.
-fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = path

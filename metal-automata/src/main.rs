@@ -10,6 +10,7 @@ mod bmc;
 mod client;
 mod config;
 mod firmware;
+mod firmware_remote;
 mod output;
 mod registry;
 mod serve;

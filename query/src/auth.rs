@@ -54,6 +54,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The fwupd remote's path prefix: fwupd cannot send a bearer token, only HTTP basic auth.
+const FWUPD_REMOTE_PREFIX: &str = "/api/v1/firmware/lvfs/";
+
+/// The password of an `Authorization: Basic` header, accepted as the token on the fwupd remote's
+/// paths only (a remote's `.conf` takes `Username=`/`Password=`; the user name is ignored).
+fn basic_password(request: &Request) -> Option<String> {
+    use base64::Engine;
+    if !request.uri().path().starts_with(FWUPD_REMOTE_PREFIX) {
+        return None;
+    }
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, b64) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':').map(|(_, pass)| pass.to_string())
+}
+
 /// How an auth failure is rendered: the API's JSON error or the Schema Registry's.
 pub(crate) type ErrorRenderer = fn(&str, ApiError) -> Response;
 
@@ -91,7 +117,9 @@ pub(crate) async fn require_token(
     if peer.is_some_and(is_loopback) || signed_blob_download(&request) {
         return next.run(request).await;
     }
-    let refusal = match (&auth.token, bearer(request.headers())) {
+    let basic = basic_password(&request);
+    let presented = bearer(request.headers()).or(basic.as_deref());
+    let refusal = match (&auth.token, presented) {
         (None, _) => ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "token_not_configured",
@@ -152,5 +180,31 @@ mod tests {
         assert!(token.as_ref().is_some_and(|t| t.matches("s3cret")));
         assert!(token.as_ref().is_some_and(|t| !t.matches("s3cre")));
         assert!(token.as_ref().is_some_and(|t| !t.matches("")));
+    }
+
+    #[test]
+    fn basic_auth_counts_only_on_the_fwupd_remote() {
+        let req = |path: &str, auth: &'static str| {
+            let mut r = Request::new(axum::body::Body::empty());
+            *r.uri_mut() = path.parse().unwrap_or_default();
+            r.headers_mut()
+                .insert(header::AUTHORIZATION, HeaderValue::from_static(auth));
+            r
+        };
+        // "fwupd:s3cret"
+        let good = "Basic Znd1cGQ6czNjcmV0";
+        assert_eq!(
+            basic_password(&req("/api/v1/firmware/lvfs/metadata.xml.zst", good)).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(basic_password(&req("/api/v1/sql", good)), None);
+        assert_eq!(
+            basic_password(&req("/api/v1/firmware/lvfs/x", "Basic !!!")),
+            None
+        );
+        assert_eq!(
+            basic_password(&req("/api/v1/firmware/lvfs/x", "Bearer s3cret")),
+            None
+        );
     }
 }

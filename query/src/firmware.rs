@@ -1,12 +1,14 @@
 //! Firmware routes: `GET /api/v1/firmware/blobs/{sha256}` (byte ranges, for BMC `SimpleUpdate`,
 //! authorised by an expiring HMAC token), `GET /api/v1/firmware/artifacts` (the store's
-//! manifests) and `POST /api/v1/firmware/events` (the CLI's catalog, artifact, scan and finding
-//! events onto their topics).
+//! manifests), `POST /api/v1/firmware/events` (the CLI's catalog, artifact, scan and finding
+//! events onto their topics), and the fwupd remote under `/api/v1/firmware/lvfs/`
+//! (`metadata.xml.zst`, its signed `.jcat`, the `<sha256>-<name>.cab` files, `certificate.pem`).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use automata_fwremote::{RemoteBuilder, RemoteError};
 use automata_fwstore::{BlobRange, BlobUrlSigner, FirmwareStore, Manifest, StoreError};
 use automata_log::{MessageLog, Record};
 use automata_schemas::catalog::{
@@ -41,6 +43,8 @@ pub struct FirmwareRoutes {
     pub log: MessageLog,
     /// Registered schema ids per topic.
     pub ids: SchemaIds,
+    /// The LVFS-format view of the store, for fwupd.
+    pub remote: RemoteBuilder,
 }
 
 impl std::fmt::Debug for FirmwareRoutes {
@@ -201,6 +205,15 @@ async fn get_blob(
             q.reason
         )));
     }
+    serve_blob(&r.store, &sha256, &headers).await
+}
+
+/// A blob (or the `Range` asked for) as a response, audited.
+async fn serve_blob(
+    store: &FirmwareStore,
+    sha256: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let range = match headers.get(header::RANGE) {
         None => BlobRange::Full,
         Some(v) => {
@@ -211,7 +224,7 @@ async fn get_blob(
         }
     };
     let partial = range != BlobRange::Full;
-    let body = match r.store.blob_range(&sha256, range).await {
+    let body = match store.blob_range(sha256, range).await {
         Ok(b) => b,
         Err(StoreError::RangeNotSatisfiable { size }) => {
             let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
@@ -248,6 +261,80 @@ async fn get_blob(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(resp)
+}
+
+fn remote_error(e: RemoteError) -> ApiError {
+    match e {
+        RemoteError::Store(e) => store_error(e),
+        e => ApiError::internal(e.to_string()),
+    }
+}
+
+fn file_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+#[utoipa::path(get, path = "/api/v1/firmware/lvfs/metadata.xml.zst", tag = "firmware",
+    operation_id = "get_lvfs_metadata",
+    responses((status = 200, description = "AppStream metadata of every installable cab, zstd",
+               content_type = "application/zstd")))]
+async fn lvfs_metadata(State(r): State<FirmwareRoutes>) -> Result<Response, ApiError> {
+    let view = r.remote.view().await.map_err(remote_error)?;
+    Ok(file_response(view.metadata.clone(), "application/zstd"))
+}
+
+#[utoipa::path(get, path = "/api/v1/firmware/lvfs/metadata.xml.zst.jcat", tag = "firmware",
+    operation_id = "get_lvfs_metadata_jcat",
+    responses((status = 200, description = "The metadata's SHA-256 and PKCS#7 signature (gzip JSON)",
+               content_type = "application/gzip")))]
+async fn lvfs_jcat(State(r): State<FirmwareRoutes>) -> Result<Response, ApiError> {
+    let view = r.remote.view().await.map_err(remote_error)?;
+    Ok(file_response(view.jcat.clone(), "application/gzip"))
+}
+
+#[utoipa::path(get, path = "/api/v1/firmware/lvfs/certificate.pem", tag = "firmware",
+    operation_id = "get_lvfs_certificate",
+    responses((status = 200, description = "The remote's signing certificate, for /etc/pki/fwupd-metadata/",
+               content_type = "application/x-pem-file")))]
+async fn lvfs_certificate(State(r): State<FirmwareRoutes>) -> Result<Response, ApiError> {
+    let pem = r
+        .remote
+        .identity()
+        .certificate_pem()
+        .map_err(remote_error)?;
+    Ok(file_response(pem.into_bytes(), "application/x-pem-file"))
+}
+
+#[utoipa::path(get, path = "/api/v1/firmware/lvfs/{file}", tag = "firmware",
+    operation_id = "get_lvfs_download",
+    params(("file" = String, Path, description = "`<sha256>-<name>.cab`, as the metadata names it"),
+           ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`")),
+    responses((status = 200, description = "The cab", content_type = "application/vnd.ms-cab-compressed"),
+              (status = 206, description = "The requested range"),
+              (status = 404, description = "Not offered: unknown, quarantined or unverified", body = ErrorBody)))]
+async fn lvfs_download(
+    State(r): State<FirmwareRoutes>,
+    ApiPath(file): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let view = r.remote.view().await.map_err(remote_error)?;
+    let sha256 = view
+        .blob_for(&file)
+        .ok_or_else(|| ApiError::not_found(format!("the remote does not offer {file}")))?
+        .to_string();
+    // The view may be a few seconds old: a blob quarantined since is refused here too.
+    let offered = r.store.manifest(&sha256).await.map_err(store_error)?;
+    if !offered.is_some_and(|m| automata_fwstore::is_installable(&m, false)) {
+        return Err(ApiError::not_found(format!(
+            "the remote no longer offers {file}"
+        )));
+    }
+    serve_blob(&r.store, &sha256, &headers).await
 }
 
 #[utoipa::path(get, path = "/api/v1/firmware/artifacts", tag = "firmware",
@@ -361,6 +448,10 @@ pub fn routes(state: FirmwareRoutes) -> OpenApiRouter {
         .routes(routes!(get_blob))
         .routes(routes!(list_artifacts))
         .routes(routes!(post_events))
+        .routes(routes!(lvfs_metadata))
+        .routes(routes!(lvfs_jcat))
+        .routes(routes!(lvfs_download))
+        .routes(routes!(lvfs_certificate))
         .with_state(state)
 }
 

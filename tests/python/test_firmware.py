@@ -334,3 +334,146 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
             httpd.shutdown()
     finally:
         stop(sim, log)
+
+
+FWUPD_TESTS = "/usr/share/installed-tests/fwupd"
+FAKE_GUID = "b585990a-003e-5270-89d5-3705a17f9a43"  # fakedevice124.metainfo.xml
+FAKE_DEVICE = "08d460be0f1f9f128413f816022a6439e0078018"  # fwupd's test plugin FakeDevice
+
+
+def fwupd_env(root):
+    """fwupdtool confined to `root` (fwupd 2.0's fu-path.c overrides): nothing under /etc or
+    /var is read or written, and the fwupd-tests remote in /usr/share/fwupd stays hidden."""
+    import shutil
+
+    for d in ("etc/fwupd/remotes.d", "etc/pki/fwupd-metadata", "var", "share/fwupd", "run/lock"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    quirks = os.path.join(root, "share/fwupd/quirks.d")
+    if not os.path.exists(quirks):
+        os.symlink("/usr/share/fwupd/quirks.d", quirks)
+    with open(os.path.join(root, "etc/fwupd/fwupd.conf"), "w") as f:
+        f.write("[fwupd]\nTestDevices=true\n")
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("CONFIGURATION_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY",
+                      "LOCALCONF_DIRECTORY")}
+    e.update({
+        "FWUPD_SYSCONFDIR": os.path.join(root, "etc"),
+        "FWUPD_LOCALSTATEDIR": os.path.join(root, "var"),
+        "FWUPD_DATADIR": os.path.join(root, "share/fwupd"),
+        "FWUPD_LOCKDIR": os.path.join(root, "run/lock"),
+        "FWUPD_RUNDIR": os.path.join(root, "run"),
+        "XDG_CACHE_HOME": os.path.join(root, "xdg-cache"),
+        "XDG_CONFIG_HOME": os.path.join(root, "xdg-config"),
+        "NO_COLOR": "1",
+    })
+    assert shutil.which("fwupdtool"), "fwupdtool (Debian fwupd) is missing"
+    return e
+
+
+def fwupdtool(fenv, *args):
+    return subprocess.run(["fwupdtool", "--plugins", "test", "-vv", *args], env=fenv,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FWUPD_TESTS, "fakedevice124.cab")),
+                    reason="Debian package fwupd-tests is not installed")
+def test_fwupd_installs_fakedevice124_from_our_remote(env, embedded_service, tmp_path):
+    """Issue 9, done-when 6: the store as an LVFS remote. A cab fetched through a catalog with
+    its SHA-256 is offered in metadata.xml.zst, whose jcat we sign with our own key; fwupd
+    trusts that key only, refreshes, and installs fakedevice124 onto its test device. An
+    unverified import, a quarantined cab and a non-cab blob are not offered; a foreign trust
+    anchor makes the refresh fail."""
+    import functools
+    import gzip
+    import hashlib
+    import http.server
+    import re
+    import threading
+
+    import zstandard
+
+    base = embedded_service
+    www = tmp_path / "vendor"
+    www.mkdir()
+    cabs = {}
+    for n in ("124", "123"):
+        data = open(os.path.join(FWUPD_TESTS, f"fakedevice{n}.cab"), "rb").read()
+        (www / f"fakedevice{n}.cab").write_bytes(data)
+        cabs[n] = hashlib.sha256(data).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    vendor = f"http://127.0.0.1:{httpd.server_address[1]}"
+    (www / "acme.json").write_text(json.dumps({"entries": [
+        {"id": f"fake{n}", "url": f"{vendor}/fakedevice{n}.cab", "sha256": sha,
+         "vendor": "ACME", "component": "webcam", "version": f"1.2.{n[-1]}",
+         "guids": [FAKE_GUID]} for n, sha in cabs.items()]}))
+    try:
+        ma(env, "firmware", "catalog", "add", "acme", f"{vendor}/acme.json", "--format", "generic")
+        ma(env, "firmware", "catalog", "sync", "acme")
+        ma(env, "firmware", "fetch", "acme/fake124")
+        ma(env, "firmware", "fetch", "acme/fake123")
+    finally:
+        httpd.shutdown()
+    ma(env, "firmware", "quarantine", cabs["123"], "--reason", "held back for the test")
+    ma(env, "firmware", "import", MS_VARS)
+
+    offered = ma_json(env, "firmware", "remote", "ls")
+    assert list(offered["offered"].values()) == [cabs["124"]], offered
+    assert "quarantined" in offered["skipped"][cabs["123"]], offered
+    assert len(offered["skipped"]) == 2, offered
+
+    # What fwupd will read, checked independently: the cab's checksums and a PKCS#7 jcat.
+    remote = base + "/api/v1/firmware/lvfs"
+    with urllib.request.urlopen(remote + "/metadata.xml.zst", timeout=30) as r:
+        metadata = r.read()
+    with urllib.request.urlopen(remote + "/metadata.xml.zst.jcat", timeout=30) as r:
+        jcat = json.loads(gzip.decompress(r.read()))
+    xml = zstandard.ZstdDecompressor().decompressobj().decompress(metadata).decode()
+    assert xml.count("<release ") == 1 and 'version="1.2.4"' in xml, xml
+    location = re.search(r"<location>([^<]+)</location>", xml).group(1)
+    assert location == f"{cabs['124']}-fakedevice124.cab", xml
+    assert f'type="sha256" filename="{location}" target="container">{cabs["124"]}<' in xml, xml
+    (item,) = jcat["Items"]
+    assert item["Id"] == "metadata.xml.zst"
+    kinds = {b["Kind"]: b["Data"] for b in item["Blobs"]}
+    assert kinds[1] == hashlib.sha256(metadata).hexdigest()
+    assert kinds[3].startswith("-----BEGIN PKCS7-----"), kinds[3][:40]
+
+    # fwupd with our certificate as its only metadata anchor.
+    root = str(tmp_path / "fwupd")
+    fenv = fwupd_env(root)
+    cert = ma(env, "firmware", "remote", "cert").stdout
+    assert cert.startswith("-----BEGIN CERTIFICATE-----"), cert
+    anchor = os.path.join(root, "etc/pki/fwupd-metadata/metal-automata.pem")
+    with open(anchor, "w") as f:
+        f.write(cert)
+    conf = ma(env, "firmware", "remote", "conf", "--base", base).stdout
+    assert f"MetadataURI={remote}/metadata.xml.zst" in conf, conf
+    with open(os.path.join(root, "etc/fwupd/remotes.d/metal-automata.conf"), "w") as f:
+        f.write(conf)
+
+    p = fwupdtool(fenv, "refresh", "--force")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = fwupdtool(fenv, "update", FAKE_GUID)
+    log = p.stdout + p.stderr
+    # fwupdtool exits 0 even when an install fails: the version change is the proof.
+    assert p.returncode == 0 and f"changing version for {FAKE_DEVICE}: 1.2.2->1.2.4" in log, log
+    hist = subprocess.run(["fwupdtool", "--plugins", "test", "get-history", "--json"], env=fenv,
+                          capture_output=True, text=True, timeout=60)
+    devices = [d for d in json.loads(hist.stdout)["Devices"] if d.get("DeviceId") == FAKE_DEVICE]
+    assert devices and devices[-1]["UpdateState"] == 2, hist.stdout
+    rel = devices[-1]["Releases"][0]
+    assert rel["Version"] == "1.2.4" and rel.get("RemoteId") == "metal-automata", rel
+
+    # Another anchor in place of ours: the signature no longer verifies and the refresh fails.
+    other = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "/dev/null",
+         "-days", "30", "-subj", "/CN=Not Metal Automata", "-addext",
+         "keyUsage=critical,digitalSignature,keyCertSign"], capture_output=True, text=True,
+        check=True).stdout
+    with open(anchor, "w") as f:
+        f.write(other)
+    p = fwupdtool(fenv, "refresh", "--force")
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert "signature" in (p.stdout + p.stderr), p.stdout + p.stderr
