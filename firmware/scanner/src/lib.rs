@@ -12,10 +12,12 @@ pub mod esl;
 pub mod ffs;
 pub mod fv;
 pub mod guid;
+pub mod keys;
 pub mod lzma;
 pub mod pe;
 pub mod pkcs7;
 pub mod report;
+pub mod rot;
 pub mod rules;
 pub mod section;
 pub mod vss;
@@ -159,6 +161,7 @@ pub fn scan_at(
     }
     w.corrupt.extend(sb_issues);
     report.findings.append(&mut w.findings);
+    report.findings.extend(blob_rules(bytes, rules));
     for (rule, issues) in [(FW_FMT_001, &w.corrupt), (FW_FMT_002, &w.limited)] {
         for i in issues {
             report.findings.push(Finding {
@@ -192,4 +195,45 @@ pub fn scan_at(
         ))
     });
     report
+}
+
+/// The rules that look at the blob's bytes as a whole: leaked keys (KEY-LEAK-001) and a full
+/// SPI image's root of trust (HW-ROT-001).
+fn blob_rules(bytes: &[u8], rules: &RulePack) -> Vec<Finding> {
+    let finding = |rule: &str, severity, subject: String, offset: u64, detail: String| Finding {
+        rule_id: rule.to_string(),
+        severity,
+        source: Source::Blob,
+        subject,
+        evidence: Evidence {
+            container_path: Some("/".into()),
+            offset: Some(offset),
+            detail: Some(detail),
+            ..Default::default()
+        },
+        rule_pack: rules.version.clone(),
+    };
+    let mut out = Vec::new();
+    let matcher = keys::KeyMatcher::new(&rules.leaked_keys);
+    for hit in matcher.find(bytes) {
+        if let Some(k) = rules.leaked_keys.get(hit.key) {
+            out.push(finding(
+                keys::KEY_LEAK_001,
+                Severity::Critical,
+                format!("leaked key material: {}", k.name),
+                hit.offset,
+                format!("{} ({})", k.description, k.source),
+            ));
+        }
+    }
+    if let Some(gap) = rot::check(bytes) {
+        out.push(finding(
+            rot::HW_ROT_001,
+            Severity::Info,
+            "full SPI image without a hardware root of trust configuration".into(),
+            gap.offset,
+            gap.detail,
+        ));
+    }
+    out
 }

@@ -113,6 +113,10 @@ pub struct RulePack {
     /// Roots Authenticode signatures must chain to (the platform db an operator expects).
     #[serde(default)]
     pub authenticode_roots: Vec<TrustedRoot>,
+    /// Public keys whose private halves leaked (KEY-LEAK-001); FwHunt's list unless the pack
+    /// names its own.
+    #[serde(default = "crate::keys::builtin_leaked_keys")]
+    pub leaked_keys: Vec<crate::keys::LeakedKey>,
 }
 
 fn default_expiry_days() -> u32 {
@@ -182,6 +186,7 @@ impl RulePack {
             test_keys: Vec::new(),
             dbx_reference: DbxReference::default(),
             authenticode_roots: Vec::new(),
+            leaked_keys: Vec::new(),
         }
     }
 
@@ -196,6 +201,18 @@ impl RulePack {
         }
         for c in &mut pack.dbx_reference.certificates {
             c.sha1 = norm_hex("dbx certificate sha1", &c.sha1, 20)?;
+        }
+        for k in &mut pack.leaked_keys {
+            for p in &mut k.patterns {
+                let bytes = hex::decode(p.trim()).ok().filter(|b| b.len() >= 16);
+                let Some(bytes) = bytes else {
+                    return Err(RulePackError::BadValue {
+                        what: "leaked key pattern (hex, 16 bytes or more)",
+                        value: p.chars().take(40).collect(),
+                    });
+                };
+                *p = hex::encode(bytes);
+            }
         }
         for r in &mut pack.authenticode_roots {
             if !r.der.is_empty() {
