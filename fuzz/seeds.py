@@ -23,6 +23,8 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATALOG_FIXTURES = os.path.join(ROOT, "firmware", "catalog", "tests", "fixtures")
+# EFI/Tiano streams made by edk2's compressors (firmware/scanner/tests/fixtures/tiano/make.py).
+TIANO_FIXTURES = os.path.join(ROOT, "firmware", "scanner", "tests", "fixtures", "tiano")
 OVMF = "/usr/share/OVMF"
 FWUPD_TESTS = "/usr/share/installed-tests/fwupd"
 SHIM = "/usr/lib/shim"
@@ -288,7 +290,7 @@ def jcat(items):
 
 
 def main(out):
-    seeds = {t: {} for t in ["catalog", "jcat", "archive", "capsule", "fv", "vss", "esl", "pe", "scan"]}
+    seeds = {t: {} for t in ["catalog", "jcat", "archive", "capsule", "fv", "vss", "esl", "pe", "scan", "tiano"]}
     fix = lambda name: read(os.path.join(CATALOG_FIXTURES, name))  # noqa: E731
 
     cat = seeds["catalog"]
@@ -368,6 +370,13 @@ def main(out):
     vars_ms = read(os.path.join(OVMF, "OVMF_VARS_4M.ms.fd"), limit=1 << 20)
     if vars_ms is not None:
         fvs["ovmf-vars-ms"] = vars_ms[:0x4000]
+
+    for name in sorted(os.listdir(TIANO_FIXTURES)) if os.path.isdir(TIANO_FIXTURES) else []:
+        b = read(os.path.join(TIANO_FIXTURES, name))
+        if b is not None and name.endswith(".bin"):
+            seeds["tiano"][name] = b
+        elif b is not None and name.endswith(".fv"):
+            fvs["tiano-" + name] = b
 
     vss = seeds["vss"]
     vss["generated"] = vss2([("PK", GLOBAL_VARIABLE, sample_db()), ("dbx", IMAGE_SECURITY_DATABASE, sample_db())], size=0x800)

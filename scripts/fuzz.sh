@@ -26,7 +26,7 @@ LOGS=$TARGET_DIR/logs
 # The caller's CARGO_TARGET_DIR (scripts/test.sh sets the busy main one) must not be used.
 export CARGO_TARGET_DIR=$TARGET_DIR
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
-ALL=(catalog jcat archive capsule fv vss esl pe scan)
+ALL=(catalog jcat archive capsule fv vss esl pe tiano scan)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 step() { echo; echo "==> $*"; }
 

@@ -51,6 +51,25 @@ pub fn builtin_leaked_keys() -> Vec<LeakedKey> {
         .unwrap_or_default()
 }
 
+/// The matcher for `keys`, built once per distinct key list: building the automaton costs far
+/// more than one scan, and every scan of a rescan or import uses the same pack.
+pub fn matcher_for(keys: &[LeakedKey]) -> std::sync::Arc<KeyMatcher> {
+    use std::sync::{Arc, Mutex};
+    type Cached = (Vec<LeakedKey>, Arc<KeyMatcher>);
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((k, m)) = cache.as_ref()
+        && k.as_slice() == keys
+    {
+        return m.clone();
+    }
+    let m = Arc::new(KeyMatcher::new(keys));
+    *cache = Some((keys.to_vec(), m.clone()));
+    m
+}
+
 /// One leaked key found in a buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyHit {

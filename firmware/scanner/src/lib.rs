@@ -20,6 +20,7 @@ pub mod report;
 pub mod rot;
 pub mod rules;
 pub mod section;
+pub mod tiano;
 pub mod vss;
 
 mod der;
@@ -214,7 +215,7 @@ fn blob_rules(bytes: &[u8], rules: &RulePack) -> Vec<Finding> {
         rule_pack: rules.version.clone(),
     };
     let mut out = Vec::new();
-    let matcher = keys::KeyMatcher::new(&rules.leaked_keys);
+    let matcher = keys::matcher_for(&rules.leaked_keys);
     for hit in matcher.find(bytes) {
         if let Some(k) = rules.leaked_keys.get(hit.key) {
             out.push(finding(

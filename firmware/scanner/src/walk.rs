@@ -8,7 +8,7 @@ use crate::rules::RulePack;
 use crate::section::{self, PROCESSING_REQUIRED};
 use crate::util::{align_up, slice, u8_at, u16_at};
 use crate::vss::{self, VarStore};
-use crate::{Limits, lzma};
+use crate::{Limits, lzma, tiano};
 
 mod containers;
 
@@ -362,10 +362,28 @@ impl<'a> Walker<'a> {
                 match ctype {
                     Some(0) => node.children = self.encapsulated(payload, &path, depth),
                     Some(1) => {
-                        node.detail = Some("efi/tiano compression".into());
-                        self.notes.push(format!(
-                            "{path}: EFI/Tiano compression not supported, not walked"
-                        ));
+                        node.detail = Some("efi compression".into());
+                        let Some((out, algo)) = self.decompress(&path, payload, Codec::Efi, depth)
+                        else {
+                            return;
+                        };
+                        if algo != "efi" {
+                            // Some vendors put Tiano streams in EFI_STANDARD_COMPRESSION.
+                            node.detail = Some(format!("{algo} compression"));
+                        }
+                        let declared = crate::util::u32_at(sect, hs).unwrap_or(0);
+                        if out.len() as u64 != u64::from(declared) {
+                            self.corrupt.push(issue(
+                                &path,
+                                0,
+                                format!(
+                                    "compression section declares {declared} bytes, its stream \
+                                     decodes to {}",
+                                    out.len()
+                                ),
+                            ));
+                        }
+                        node.children = self.walk_sections(&out, &path, depth + 1);
                     }
                     other => self.corrupt.push(issue(
                         &path,
@@ -392,11 +410,25 @@ impl<'a> Walker<'a> {
                 let payload = sect.get(data_offset..).unwrap_or(&[]);
                 if g == guid::LZMA || g == guid::LZMA_F86 {
                     node.detail = Some(if g == guid::LZMA { "lzma" } else { "lzma-f86" }.into());
-                    if let Some(out) = self.decompress(&path, payload, g == guid::LZMA_F86, depth) {
+                    let codec = if g == guid::LZMA {
+                        Codec::Lzma
+                    } else {
+                        Codec::LzmaF86
+                    };
+                    if let Some((out, _)) = self.decompress(&path, payload, codec, depth) {
                         node.children = self.walk_sections(&out, &path, depth + 1);
                     }
-                } else if g == guid::TIANO || g == guid::BROTLI {
-                    node.detail = Some(if g == guid::TIANO { "tiano" } else { "brotli" }.into());
+                } else if g == guid::TIANO {
+                    node.detail = Some("tiano".into());
+                    if let Some((out, algo)) = self.decompress(&path, payload, Codec::Tiano, depth)
+                    {
+                        if algo != "tiano" {
+                            node.detail = Some(format!("tiano ({algo} stream)"));
+                        }
+                        node.children = self.walk_sections(&out, &path, depth + 1);
+                    }
+                } else if g == guid::BROTLI {
+                    node.detail = Some("brotli".into());
                     self.notes.push(format!(
                         "{path}: {} compression not supported, not walked",
                         g
@@ -433,8 +465,17 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Decompresses an LZMA payload within the limits; issues go to the right list.
-    fn decompress(&mut self, path: &str, payload: &[u8], f86: bool, depth: u32) -> Option<Vec<u8>> {
+    /// Decompresses an LZMA or EFI/Tiano payload within the depth, ratio and total-size limits
+    /// (the declared size is checked before anything is allocated); issues go to the right list.
+    /// Returns the output and the name of the codec that decoded it (an EFI/Tiano stream that
+    /// fails as its container's variant is tried as the other).
+    fn decompress(
+        &mut self,
+        path: &str,
+        payload: &[u8],
+        codec: Codec,
+        depth: u32,
+    ) -> Option<(Vec<u8>, &'static str)> {
         if depth + 1 >= self.limits.max_depth {
             self.limited.push(issue(
                 path,
@@ -443,7 +484,11 @@ impl<'a> Walker<'a> {
             ));
             return None;
         }
-        let declared = lzma::declared_size(payload).unwrap_or(0);
+        let declared = match codec {
+            Codec::Lzma | Codec::LzmaF86 => lzma::declared_size(payload),
+            Codec::Efi | Codec::Tiano => tiano::declared_size(payload),
+        }
+        .unwrap_or(0);
         let ratio_cap = (payload.len() as u64)
             .saturating_mul(self.limits.max_ratio)
             .max(1 << 20);
@@ -452,24 +497,64 @@ impl<'a> Walker<'a> {
             self.limited.push(issue(
                 path,
                 0,
-                format!("LZMA output of {declared} bytes exceeds the ratio or total-size limit"),
+                format!(
+                    "{} output of {declared} bytes exceeds the ratio or total-size limit",
+                    codec.label()
+                ),
             ));
             return None;
         }
-        let result = if f86 {
-            lzma::decompress_f86(payload, declared)
-        } else {
-            lzma::decompress(payload, declared)
+        let result = match codec {
+            Codec::Lzma => lzma::decompress(payload, declared)
+                .map(|out| (out, "lzma"))
+                .map_err(|e| e.to_string()),
+            Codec::LzmaF86 => lzma::decompress_f86(payload, declared)
+                .map(|out| (out, "lzma-f86"))
+                .map_err(|e| e.to_string()),
+            Codec::Efi | Codec::Tiano => {
+                let preferred = if codec == Codec::Efi {
+                    tiano::Algorithm::Efi
+                } else {
+                    tiano::Algorithm::Tiano
+                };
+                tiano::decompress_either(payload, preferred, declared)
+                    .map(|(out, algo)| (out, algo.name()))
+                    .map_err(|e| e.to_string())
+            }
         };
         match result {
-            Ok(out) => {
+            Ok((out, name)) => {
                 self.total += out.len() as u64;
-                Some(out)
+                Some((out, name))
             }
             Err(e) => {
-                self.corrupt.push(issue(path, 0, e.to_string()));
+                self.corrupt.push(issue(path, 0, e));
                 None
             }
+        }
+    }
+}
+
+/// The compressed section payloads the walker decodes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// LZMA GUID-defined section.
+    Lzma,
+    /// LZMA with the x86 branch filter.
+    LzmaF86,
+    /// EFI_COMPRESSION_SECTION, EFI_STANDARD_COMPRESSION.
+    Efi,
+    /// Tiano GUID-defined section.
+    Tiano,
+}
+
+impl Codec {
+    /// The name in limit messages.
+    fn label(self) -> &'static str {
+        match self {
+            Codec::Lzma | Codec::LzmaF86 => "LZMA",
+            Codec::Efi => "EFI compression",
+            Codec::Tiano => "Tiano compression",
         }
     }
 }

@@ -42,7 +42,9 @@ fn real_images_carry_no_leaked_key_and_are_not_flash_images() {
         };
         let r = scan(&bytes, img, &pack, &Limits::default());
         assert!(
-            !ids(&r).iter().any(|i| *i == "KEY-LEAK-001" || *i == "HW-ROT-001"),
+            !ids(&r)
+                .iter()
+                .any(|i| *i == "KEY-LEAK-001" || *i == "HW-ROT-001"),
             "{img}: {:?}",
             ids(&r)
         );
@@ -76,7 +78,11 @@ fn an_operator_pack_names_its_own_leaked_keys_and_bad_hex_is_refused() {
     assert!(ids(&r).contains(&"KEY-LEAK-001"), "{:?}", ids(&r));
 
     let without = RulePack::from_json(r#"{"version": "lab-2"}"#).expect("pack");
-    assert_eq!(without.leaked_keys.len(), 4, "FwHunt's list unless the pack names its own");
+    assert_eq!(
+        without.leaked_keys.len(),
+        4,
+        "FwHunt's list unless the pack names its own"
+    );
 
     for bad in ["zz", "abcd"] {
         let e = RulePack::from_json(&format!(
