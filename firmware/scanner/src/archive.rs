@@ -6,8 +6,6 @@ use std::io::{Cursor, Read};
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::{u8_at, u16_at, u32_at};
-
 /// Below this, outputs are allowed whatever the ratio (small files compress well).
 pub const RATIO_FLOOR: u64 = 1 << 20;
 
@@ -262,11 +260,8 @@ fn cab_entries(
     cap: u64,
     f: &mut dyn FnMut(Entry) -> bool,
 ) -> Vec<Problem> {
-    if let Some(why) = cab_layout_problem(buf) {
-        return vec![Problem::Corrupt(format!("cab: {why}"))];
-    }
     let mut problems = Vec::new();
-    let mut cab = match cab::Cabinet::new(Cursor::new(buf)) {
+    let mut cab = match automata_cabinet::open(buf) {
         Ok(c) => c,
         Err(e) => return vec![Problem::Corrupt(format!("cab: {e}"))],
     };
@@ -320,74 +315,6 @@ fn cab_entries(
         }
     }
     problems
-}
-
-/// What the `cab` crate (0.6) would panic on rather than report: a file starting past the data
-/// its folder's blocks declare, or a stored block whose size differs from its uncompressed size.
-/// Offsets follow [MS-CAB] CFHEADER/CFFOLDER/CFDATA/CFFILE; a truncated structure is left to the
-/// crate, which reports it as an error.
-fn cab_layout_problem(buf: &[u8]) -> Option<String> {
-    let folders = u16_at(buf, 26)?;
-    let files = u16_at(buf, 28)?;
-    let flags = u16_at(buf, 30)?;
-    // cfhdrRESERVE_PRESENT: header, folder and data reserve sizes follow the fixed header.
-    let (mut off, folder_reserve, data_reserve) = if flags & 0x4 != 0 {
-        let header_reserve = usize::from(u16_at(buf, 36)?);
-        (40 + header_reserve, u8_at(buf, 38)?, u8_at(buf, 39)?)
-    } else {
-        (36, 0, 0)
-    };
-    // cfhdrPREV_CABINET and cfhdrNEXT_CABINET: two NUL-terminated strings each.
-    let strings = 2 * usize::from(flags & 0x1 != 0) + 2 * usize::from(flags & 0x2 != 0);
-    for _ in 0..strings {
-        off += buf.get(off..)?.iter().position(|&b| b == 0)? + 1;
-    }
-    // Per folder, the uncompressed bytes its blocks declare (None when a block header is cut).
-    let mut totals = Vec::with_capacity(usize::from(folders));
-    for f in 0..folders {
-        let (start, blocks, compression) = (
-            u32_at(buf, off)?,
-            u16_at(buf, off + 4)?,
-            u16_at(buf, off + 6)?,
-        );
-        off += 8 + usize::from(folder_reserve);
-        let mut pos = start as usize;
-        let mut total = Some(0u64);
-        for b in 0..blocks {
-            let (Some(packed), Some(unpacked)) = (
-                u16_at(buf, pos.saturating_add(4)),
-                u16_at(buf, pos.saturating_add(6)),
-            ) else {
-                total = None;
-                break;
-            };
-            if compression & 0xF == 0 && packed != unpacked {
-                return Some(format!(
-                    "folder {f} block {b}: stored block of {packed} bytes claims {unpacked}"
-                ));
-            }
-            total = total.map(|t| t + u64::from(unpacked));
-            pos = pos.saturating_add(8 + usize::from(data_reserve) + usize::from(packed));
-        }
-        totals.push(total);
-    }
-    let mut off = u32_at(buf, 16)? as usize;
-    for _ in 0..files {
-        let (start, folder) = (
-            u32_at(buf, off.checked_add(4)?)?,
-            u16_at(buf, off.checked_add(8)?)?,
-        );
-        if let Some(Some(total)) = totals.get(usize::from(folder))
-            && u64::from(start) > *total
-        {
-            return Some(format!(
-                "a file starts at {start:#x} of folder {folder}, which holds {total:#x} bytes"
-            ));
-        }
-        off = off.checked_add(16)?;
-        off += buf.get(off..)?.iter().position(|&b| b == 0)? + 1;
-    }
-    None
 }
 
 #[cfg(test)]
