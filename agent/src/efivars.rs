@@ -28,10 +28,22 @@ pub struct EfiSecureBoot {
 }
 
 /// Reads the Secure Boot variables under `root`; `Ok(None)` on a machine that did not boot
-/// through UEFI (no efivarfs).
+/// through UEFI (no efivarfs). An empty `efivars` folder is an error: on a UEFI machine it is
+/// efivarfs's mount point with nothing mounted (the kernel module not loaded, or not mounted),
+/// and reading it as "no PK, no dbx" would report setup mode and an empty dbx that are not so.
 pub fn read(root: &Path) -> Result<Option<EfiSecureBoot>, ReadError> {
-    if !crate::fsutil::at(root, EFIVARS).is_dir() {
+    let dir = crate::fsutil::at(root, EFIVARS);
+    if !dir.is_dir() {
         return Ok(None);
+    }
+    let mut entries = std::fs::read_dir(&dir).map_err(|e| ReadError::new(EFIVARS, e))?;
+    if entries.next().is_none() {
+        return Err(ReadError::new(
+            EFIVARS,
+            std::io::Error::other(
+                "efivarfs is not mounted (mount -t efivarfs efivarfs /sys/firmware/efi/efivars)",
+            ),
+        ));
     }
     let payload = |name: &str, guid: &str| -> Result<Option<Vec<u8>>, ReadError> {
         // efivarfs: a 4-byte little-endian attribute word, then the data.
@@ -65,6 +77,15 @@ mod tests {
     fn no_efivarfs_is_not_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(read(dir.path()).expect("read"), None);
+    }
+
+    #[test]
+    fn an_unmounted_efivarfs_is_an_error_not_an_empty_key_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(EFIVARS)).expect("mkdir");
+        let e = read(dir.path()).expect_err("an empty mount point");
+        assert_eq!(e.shown, Path::new("/").join(EFIVARS));
+        assert!(e.to_string().contains("efivarfs is not mounted"), "{e}");
     }
 
     #[test]
