@@ -11,9 +11,13 @@
 //! `lib/modules/<version>` folder (for the virtio and NVMe modules), e.g. from Debian's
 //! `linux-image-6.1.0-*-amd64-unsigned` unpacked with `dpkg-deb -x` (the generic kernel: the
 //! cloud one has neither CONFIG_HWMON nor CONFIG_X86_MCE), and
-//! `qemu-system-x86_64` and `busybox` are installed; otherwise it prints why and passes.
+//! `qemu-system-x86_64` and `busybox` are installed; otherwise it prints why and passes (under
+//! CI it fails). The guest (initramfs, qemu, serial capture) is `tests/vm`, shared with the
+//! UEFI guest of `tests/efivars_vm.rs`.
 
-use std::path::{Path, PathBuf};
+mod vm;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,7 +36,7 @@ const UUID: &str = "5a1e0000-0042-4c6f-8e11-00000000beef";
 /// The guest half: prints the snapshot between markers. A no-op outside the guest.
 #[test]
 fn guest_dump() {
-    if std::env::var("AGENT_GUEST").as_deref() != Ok("1") {
+    if !vm::is_guest() {
         return;
     }
     let r = automata_agent::collect(&automata_agent::Options::default());
@@ -44,67 +48,15 @@ fn guest_dump() {
     println!("{TBEGIN}\n{json}\n{TEND}");
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-fn libs_of(exe: &Path) -> Vec<PathBuf> {
-    let out = Command::new("ldd").arg(exe).output().expect("ldd");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let p = l.split("=>").last()?.split_whitespace().next()?;
-            p.starts_with('/').then(|| PathBuf::from(p))
-        })
-        .collect()
-}
-
-fn copy_into(root: &Path, src: &Path) {
-    let dst = root.join(src.strip_prefix("/").expect("absolute"));
-    std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
-    std::fs::copy(src, &dst).expect("copy");
-}
-
 #[test]
 fn collect_in_a_qemu_guest() {
-    if std::env::var("AGENT_GUEST").as_deref() == Ok("1") {
+    if vm::is_guest() {
         return;
     }
-    let (Ok(kernel), Ok(modules)) = (
-        std::env::var("AGENT_QEMU_KERNEL"),
-        std::env::var("AGENT_QEMU_MODULES"),
-    ) else {
-        // CI prepares the VM (scripts/agent-vm.sh): there, a missing kernel is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "under CI the qemu test must run: eval \"$(scripts/agent-vm.sh)\""
-        );
-        eprintln!("skipped: set AGENT_QEMU_KERNEL and AGENT_QEMU_MODULES to run the qemu test");
-        return;
-    };
-    let (Some(qemu), Some(busybox)) = (which("qemu-system-x86_64"), which("busybox")) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "under CI qemu-system-x86_64 and busybox must be installed"
-        );
-        eprintln!("skipped: qemu-system-x86_64 or busybox not installed");
+    let Some(vm) = vm::Vm::from_env() else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
-    let root = work.path().join("root");
-    for d in ["bin", "proc", "sys", "dev", "tmp", "mods"] {
-        std::fs::create_dir_all(root.join(d)).expect("mkdir");
-    }
-    std::fs::copy(&busybox, root.join("bin/busybox")).expect("busybox");
-    let exe = std::env::current_exe().expect("current exe");
-    std::fs::copy(&exe, root.join("agent-test")).expect("copy test binary");
-    for lib in libs_of(&exe) {
-        copy_into(&root, &lib);
-    }
     let mods = [
         "net/core/failover.ko",
         "drivers/net/net_failover.ko",
@@ -125,53 +77,17 @@ fn collect_in_a_qemu_guest() {
         "drivers/nvme/host/nvme-core.ko",
         "drivers/nvme/host/nvme.ko",
     ];
-    let mut insmods = String::new();
-    for m in mods {
-        let src = Path::new(&modules).join("kernel").join(m);
-        if !src.exists() && (m.contains("nvme") || !m.starts_with("drivers/")) {
-            continue; // built into this kernel
-        }
-        let name = src
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        std::fs::copy(&src, root.join("mods").join(&name)).expect("module");
-        insmods.push_str(&format!("insmod /mods/{name}\n"));
-    }
-    let init = format!(
-        "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\n\
-         mount -t sysfs sysfs /sys\nmount -t devtmpfs dev /dev\n\
-         mc=/sys/devices/system/machinecheck/machinecheck0\n\
+    let setup = format!(
+        "mc=/sys/devices/system/machinecheck/machinecheck0\n\
          if [ -e $mc/check_interval ]; then echo 1 > $mc/check_interval; echo {MCE_READY} > /dev/ttyS1; fi\n\
-         {insmods}\
          echo 3d1219c7c4c5404aaa1f6d2a48adf000 > /etc/machine-id 2>/dev/null\n\
-         i=0; while [ -e $mc ] && [ $i -lt 15 ] && ! dmesg | grep -q 'Hardware Error'; do sleep 1; i=$((i+1)); done\n\
-         AGENT_GUEST=1 /agent-test --exact guest_dump --nocapture > /dev/ttyS1 2>&1\n\
-         poweroff -f\n"
+         i=0; while [ -e $mc ] && [ $i -lt 15 ] && ! dmesg | grep -q 'Hardware Error'; do sleep 1; i=$((i+1)); done"
     );
-    std::fs::write(root.join("init"), init).expect("init");
-    let st = Command::new("chmod")
-        .args(["+x"])
-        .arg(root.join("init"))
-        .status()
-        .expect("chmod");
-    assert!(st.success());
-    let initrd = work.path().join("initrd.cpio");
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd {} && find . | cpio -o -H newc > {} 2>/dev/null",
-            root.display(),
-            initrd.display()
-        ))
-        .status()
-        .expect("cpio");
-    assert!(st.success());
+    let initrd = vm.initramfs(work.path(), &mods, &setup, "guest_dump");
 
     // swtpm for the TPM, when installed.
     let tpm_sock = work.path().join("swtpm.sock");
-    let mut swtpm = which("swtpm").and_then(|swtpm| {
+    let mut swtpm = vm::which("swtpm").and_then(|swtpm| {
         let state = work.path().join("tpmstate");
         std::fs::create_dir_all(&state).ok()?;
         Command::new(swtpm)
@@ -193,17 +109,9 @@ fn collect_in_a_qemu_guest() {
 
     let out = work.path().join("ttyS1.out");
     let monitor = work.path().join("monitor.sock");
-    let mut cmd = Command::new(qemu);
-    cmd.args(["-accel", "tcg", "-m", "512", "-nographic", "-no-reboot"])
-        .args(["-machine", "pc,smbios-entry-point-type=64"])
+    let mut cmd = vm.command(&initrd, &out);
+    cmd.args(["-machine", "pc,smbios-entry-point-type=64"])
         .args(["-smp", "2,sockets=2,cores=1,threads=1"])
-        .arg("-kernel")
-        .arg(&kernel)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
-        .args(["-serial", "null", "-serial"])
-        .arg(format!("file:{}", out.display()))
         .arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", monitor.display()))
         .args([
@@ -229,40 +137,19 @@ fn collect_in_a_qemu_guest() {
             .args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm"])
             .args(["-device", "tpm-tis,tpmdev=tpm0"]);
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("qemu");
-    let t = Instant::now();
     let mut injected = None;
-    while child.try_wait().expect("wait").is_none() {
+    let text = vm::run(cmd, &out, Duration::from_secs(180), |ttys1| {
         // Once the guest polls its machine check banks every second, a corrected error in
         // bank 1 of CPU 0 (MCi_STATUS VAL|EN, no UC): the kernel finds it and logs it.
-        if injected.is_none() && std::fs::read_to_string(&out).is_ok_and(|o| o.contains(MCE_READY))
-        {
+        if injected.is_none() && ttys1.contains(MCE_READY) {
             injected = Some(hmp(&monitor, "mce 0 1 0x9000000000000001 0 0 0"));
         }
-        if t.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            panic!("qemu did not finish in 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     if let Some(s) = swtpm.as_mut() {
         let _ = s.kill();
         let _ = s.wait();
     }
-    let text = std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .replace('\r', "");
-    eprintln!("{text}");
-    let json = text
-        .split_once(BEGIN)
-        .and_then(|(_, r)| r.split_once(END))
-        .map(|(j, _)| j.trim())
-        .expect("guest printed a snapshot");
+    let json = vm::between(&text, BEGIN, END).expect("guest printed a snapshot");
     let s: InventorySnapshot = serde_json::from_str(json).expect("snapshot JSON");
     let find = |id: &str| s.components.iter().find(|c| c.component_id == id);
 
@@ -325,11 +212,7 @@ fn collect_in_a_qemu_guest() {
     );
 
     // Telemetry: the NVMe controller's hwmon device (CONFIG_NVME_HWMON) and its SMART log.
-    let json = text
-        .split_once(TBEGIN)
-        .and_then(|(_, r)| r.split_once(TEND))
-        .map(|(j, _)| j.trim())
-        .expect("guest printed telemetry");
+    let json = vm::between(&text, TBEGIN, TEND).expect("guest printed telemetry");
     let t: serde_json::Value = serde_json::from_str(json).expect("telemetry JSON");
     let readings: Vec<TelemetryReading> =
         serde_json::from_value(t["readings"].clone()).expect("readings");
