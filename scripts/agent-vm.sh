@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Prepares a real server for the in-band agent's tests: qemu, busybox for the initramfs, swtpm
-# for a TPM, and a Debian kernel unpacked into $HOME/.cache/metal-automata/vm. Prints the
-# environment the agent's qemu test reads (AGENT_QEMU_KERNEL, AGENT_QEMU_MODULES); use it as
+# for a TPM, OVMF for a UEFI guest (efivarfs, Secure Boot keys), strip (the test binary goes into
+# the initramfs without its debug info), and a Debian kernel unpacked into
+# $HOME/.cache/metal-automata/vm. Prints the environment the agent's qemu tests read
+# (AGENT_QEMU_KERNEL, AGENT_QEMU_MODULES); use it as
 #   eval "$(scripts/agent-vm.sh)"
 set -euo pipefail
 VM=${MA_AGENT_VM:-$HOME/.cache/metal-automata/vm}
-PKGS=(qemu-system-x86 busybox-static cpio swtpm swtpm-tools)
+PKGS=(qemu-system-x86 busybox-static cpio swtpm swtpm-tools ovmf binutils)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -24,7 +24,7 @@ if [ $QUICK = 0 ]; then
     cargo clippy --workspace --all-targets --release -- -D warnings
 fi
 
-step "a qemu server for the agent (Debian cloud kernel, busybox, swtpm)"
+step "a qemu server for the agent (Debian kernel, busybox, swtpm, OVMF)"
 eval "$(scripts/agent-vm.sh)"
 
 step "cargo build"
