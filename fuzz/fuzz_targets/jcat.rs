@@ -1,11 +1,11 @@
-//! Fuzzes the LVFS jcat reader and the checks on its items: resolve, verify, PKCS#7 classify.
+//! Fuzzes the LVFS jcat reader and the checks on its items: resolve, verify, PKCS#7 verification.
 #![no_main]
 
-use automata_fwcatalog::lvfs::{self, Jcat};
+use automata_fwcatalog::lvfs;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(jcat) = Jcat::parse(data) else {
+    let Ok(jcat) = lvfs::parse_jcat(data) else {
         return;
     };
     for item in &jcat.items {
@@ -13,12 +13,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = lvfs::basename(&item.id);
         // The jcat's own bytes stand in for the file: the checksum rarely matches, the
         // mismatch and missing-item paths run every time.
-        let _ = lvfs::verify_jcat(&jcat, &item.id, data, true).map_err(|e| e.to_string());
+        let _ = lvfs::verify_jcat(&jcat, &item.id, data, true, &[]).map_err(|e| e.to_string());
         for alias in item.alias_ids.iter().chain(&item.alias_id) {
-            let _ = lvfs::verify_jcat(&jcat, alias, b"", false).map_err(|e| e.to_string());
+            let _ = lvfs::verify_jcat(&jcat, alias, b"", false, &[]).map_err(|e| e.to_string());
         }
         for blob in &item.blobs {
-            let _ = lvfs::classify_pkcs7(&blob.data);
+            if let Ok(der) = automata_fwscan::signed::pem_or_der(blob.data.as_bytes()) {
+                let _ = automata_fwscan::signed::verify_detached_bytes(&der, data, &[]);
+            }
         }
     }
 });

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use automata_fwcatalog::{CatalogEntry, CatalogFormat, CatalogSource, SyncOutcome};
-use automata_fwscan::{Finding, Limits, RulePack, ScanReport, Severity};
+use automata_fwscan::{Finding, Limits, RulePack, ScanReport, Severity, TrustedRoot};
 use automata_fwstore::{
     DownloadConfig, Downloader, Expected, FetchRequest, FirmwareStore, Manifest, S3Location,
     StoreLocation,
@@ -188,6 +188,14 @@ pub enum CatalogCommand {
         /// Its format.
         #[arg(long, value_enum)]
         format: CatalogKind,
+        /// LVFS: a PEM CA certificate the jcat's PKCS#7 must chain to (repeatable); without it
+        /// the rule pack's package roots (the LVFS CA) are used.
+        #[arg(long = "trust-root", value_name = "PEM")]
+        trust_roots: Vec<PathBuf>,
+        /// LVFS: accept metadata whose jcat has no signature under the roots (the SHA-256 is
+        /// still checked, and a signature that fails is still refused).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Registered catalogs and their last good snapshot.
     Ls,
@@ -219,18 +227,29 @@ pub enum CatalogKind {
 }
 
 impl CatalogKind {
-    fn format(self) -> CatalogFormat {
-        match self {
+    fn format(self, trust_roots: &[PathBuf], allow_unsigned: bool) -> Result<CatalogFormat> {
+        if self != CatalogKind::Lvfs && (!trust_roots.is_empty() || allow_unsigned) {
+            bail!("--trust-root and --allow-unsigned apply to LVFS catalogs only");
+        }
+        let roots = trust_roots
+            .iter()
+            .map(|p| {
+                let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                TrustedRoot::from_pem(&pem).with_context(|| format!("trust root {}", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match self {
             CatalogKind::Dell => CatalogFormat::Dell,
             CatalogKind::Hpe => CatalogFormat::HpeSdr { base_url: None },
             CatalogKind::Lvfs => CatalogFormat::Lvfs {
                 jcat_url: None,
                 firmware_base_url: None,
-                require_signature: false,
+                require_signature: !allow_unsigned,
+                trust_roots: roots,
             },
             CatalogKind::Generic => CatalogFormat::Generic,
             CatalogKind::Lenovo => CatalogFormat::Lenovo,
-        }
+        })
     }
 }
 
@@ -331,6 +350,7 @@ fn rules_summary(pack: &RulePack) -> Value {
         "dbx_images": pack.dbx_reference.images.len(),
         "dbx_certificates": pack.dbx_reference.certificates.len(),
         "authenticode_roots": pack.authenticode_roots.len(),
+        "package_roots": pack.package_roots.len(),
         "cert_expiry_warning_days": pack.cert_expiry_warning_days,
     })
 }
@@ -345,13 +365,14 @@ fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
             out.done(
                 &v,
                 &format!(
-                    "rule pack {} ({}): {} test keys, {} dbx image hashes, {} dbx certificates, {} Authenticode roots",
+                    "rule pack {} ({}): {} test keys, {} dbx image hashes, {} dbx certificates, {} Authenticode roots, {} package roots",
                     pack.version,
                     if installed { "installed" } else { "built in" },
                     pack.test_keys.len(),
                     pack.dbx_reference.images.len(),
                     pack.dbx_reference.certificates.len(),
-                    pack.authenticode_roots.len()
+                    pack.authenticode_roots.len(),
+                    pack.package_roots.len()
                 ),
             )
         }
@@ -551,7 +572,16 @@ pub async fn run(
             .await
         }
         FirmwareCommand::Catalog { command } => match command {
-            CatalogCommand::Add { name, url, format } => catalog_add(cfg, &name, &url, format, out),
+            CatalogCommand::Add {
+                name,
+                url,
+                format,
+                trust_roots,
+                allow_unsigned,
+            } => {
+                let format = format.format(&trust_roots, allow_unsigned)?;
+                catalog_add(cfg, &name, &url, format, out)
+            }
             CatalogCommand::Ls => catalog_ls(cfg, out),
             CatalogCommand::Sync { name } => {
                 catalog_sync(cfg, api.as_ref(), name.as_deref(), out).await
@@ -1667,7 +1697,13 @@ fn valid_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn catalog_add(cfg: &Config, name: &str, url: &str, kind: CatalogKind, out: &Output) -> Result<()> {
+fn catalog_add(
+    cfg: &Config,
+    name: &str,
+    url: &str,
+    format: CatalogFormat,
+    out: &Output,
+) -> Result<()> {
     valid_name(name)?;
     let parsed = url::Url::parse(url).with_context(|| format!("catalog URL {url}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -1677,14 +1713,21 @@ fn catalog_add(cfg: &Config, name: &str, url: &str, kind: CatalogKind, out: &Out
     if list.iter().any(|c| c.name == name) {
         bail!("catalog {name} exists (remove it first with `firmware catalog rm {name}`)");
     }
-    let mut src = CatalogSource::new(name, url, kind.format());
+    let kind = match &format {
+        CatalogFormat::Dell => "dell",
+        CatalogFormat::HpeSdr { .. } => "hpe",
+        CatalogFormat::Lvfs { .. } => "lvfs",
+        CatalogFormat::Generic => "generic",
+        CatalogFormat::Lenovo => "lenovo",
+    };
+    let mut src = CatalogSource::new(name, url, format);
     src.snapshot_path = Some(catalogs_dir(cfg).join(format!("{name}.json")));
     list.push(src.clone());
     save_catalogs(cfg, &list)?;
     out.done(
         &serde_json::to_value(&src)?,
         &format!(
-            "catalog {name} added ({kind:?}); run `metal-automata firmware catalog sync {name}`"
+            "catalog {name} added ({kind}); run `metal-automata firmware catalog sync {name}`"
         ),
     )
 }

@@ -90,6 +90,22 @@ pub enum CatalogError {
         /// The file name.
         file: String,
     },
+    /// A PKCS#7 signature of the item does not verify, and none does.
+    #[error("jcat signature over {file} does not verify: {detail}")]
+    JcatSignatureInvalid {
+        /// The file.
+        file: String,
+        /// What each signature blob gave.
+        detail: String,
+    },
+    /// The item is signed, but no signature chains to the configured roots.
+    #[error("jcat item {file} has no signature under the configured roots: {detail}")]
+    JcatUntrusted {
+        /// The file.
+        file: String,
+        /// What each signature blob gave.
+        detail: String,
+    },
     /// The jcat item carries no signature blob (PKCS#7, GPG) while one is required.
     #[error("jcat item {file} is unsigned")]
     JcatUnsigned {
@@ -153,6 +169,8 @@ impl CatalogError {
             CatalogError::JcatChecksumMismatch { .. } => "jcat-checksum-mismatch",
             CatalogError::JcatNoChecksum { .. } => "jcat-no-checksum",
             CatalogError::JcatUnsigned { .. } => "jcat-unsigned",
+            CatalogError::JcatSignatureInvalid { .. } => "jcat-signature-invalid",
+            CatalogError::JcatUntrusted { .. } => "jcat-untrusted",
             CatalogError::Http { .. } => "http",
             CatalogError::HttpStatus { .. } => "http-status",
         }

@@ -8,7 +8,6 @@
 
 use std::io::{Cursor, Read};
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -240,132 +239,17 @@ pub fn parse_metadata(
     Ok(out)
 }
 
-/// A jcat blob kind (libjcat `JcatBlobKind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BlobKind {
-    /// 1: SHA-256 hex digest.
-    Sha256,
-    /// 2: detached GPG signature.
-    Gpg,
-    /// 3: PKCS#7 (CMS) signature, PEM.
-    Pkcs7,
-    /// 4: SHA-1 hex digest.
-    Sha1,
-    /// Any other kind number.
-    Other(u32),
-}
+use automata_fwscan::TrustedRoot;
+use automata_fwscan::jcat::check_signatures;
+pub use automata_fwscan::jcat::{
+    BlobKind, Jcat, JcatBlob, JcatItem, JcatSignature, SignatureStatus, basename,
+};
+use automata_fwscan::signed::Verdict;
 
-impl BlobKind {
-    fn from_u32(k: u32) -> Self {
-        match k {
-            1 => BlobKind::Sha256,
-            2 => BlobKind::Gpg,
-            3 => BlobKind::Pkcs7,
-            4 => BlobKind::Sha1,
-            n => BlobKind::Other(n),
-        }
-    }
-}
-
-/// One blob of a jcat item.
-#[derive(Debug, Clone, Deserialize)]
-pub struct JcatBlob {
-    /// Kind number.
-    #[serde(rename = "Kind")]
-    pub kind: u32,
-    /// Flags (1 = is-utf8).
-    #[serde(rename = "Flags", default)]
-    pub flags: u32,
-    /// Unix time of signing.
-    #[serde(rename = "Timestamp", default)]
-    pub timestamp: Option<i64>,
-    /// The digest hex or the signature text.
-    #[serde(rename = "Data")]
-    pub data: String,
-}
-
-/// One item of a jcat: the signatures for one file.
-#[derive(Debug, Clone, Deserialize)]
-pub struct JcatItem {
-    /// The real file name (`firmware-07078-stable.xml.gz`).
-    #[serde(rename = "Id")]
-    pub id: String,
-    /// Other names of the same file (`firmware.xml.gz`), libjcat's `AliasIds`.
-    #[serde(rename = "AliasIds", default)]
-    pub alias_ids: Vec<String>,
-    /// A single alias, as some writers emit it.
-    #[serde(rename = "AliasId", default)]
-    pub alias_id: Option<String>,
-    /// The blobs.
-    #[serde(rename = "Blobs", default)]
-    pub blobs: Vec<JcatBlob>,
-}
-
-impl JcatItem {
-    /// Whether the item is for `name` (by `Id` or an alias).
-    pub fn names(&self, name: &str) -> bool {
-        self.id == name
-            || self.alias_id.as_deref() == Some(name)
-            || self.alias_ids.iter().any(|a| a == name)
-    }
-}
-
-/// A parsed `.jcat` file.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Jcat {
-    /// The items.
-    #[serde(rename = "Items", default)]
-    pub items: Vec<JcatItem>,
-}
-
-impl Jcat {
-    /// Parses a jcat (gzip JSON, or plain JSON).
-    pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let json = decompress(bytes, 64 << 20)?;
-        serde_json::from_slice(&json).map_err(|e| CatalogError::json("jcat", e))
-    }
-
-    /// The item for a file name (the basename of a URL is taken).
-    pub fn resolve(&self, file: &str) -> Option<&JcatItem> {
-        let base = basename(file);
-        self.items.iter().find(|i| i.names(base))
-    }
-}
-
-/// The last path segment of a URL or path, without query.
-pub fn basename(url: &str) -> &str {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// What we could say about one signature blob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "status")]
-pub enum SignatureStatus {
-    /// Present and well-formed, but not checked against trust roots (not a claim of validity).
-    NotVerified,
-    /// Uses an algorithm we cannot verify (ML-DSA-87 of LVFS CA 2025PQ); never treated as valid.
-    UnsupportedAlgorithm {
-        /// The algorithm found.
-        algorithm: String,
-    },
-    /// The blob cannot be decoded.
-    Malformed {
-        /// Why.
-        detail: String,
-    },
-}
-
-/// One signature blob and its status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JcatSignature {
-    /// Blob kind.
-    pub kind: BlobKind,
-    /// Signing time.
-    pub timestamp: Option<i64>,
-    /// What we found.
-    pub status: SignatureStatus,
+/// Parses a jcat (gzip JSON, or plain JSON).
+pub fn parse_jcat(bytes: &[u8]) -> Result<Jcat> {
+    let json = decompress(bytes, 64 << 20)?;
+    Jcat::from_json(&json).map_err(|e| CatalogError::json("jcat", e))
 }
 
 /// The outcome of checking a file against its jcat.
@@ -375,57 +259,26 @@ pub struct JcatReport {
     pub item_id: String,
     /// The verified SHA-256 of the file.
     pub sha256: String,
+    /// The best signature verdict (`valid`, `untrusted`, `unsupported-algorithm`, …); `None`
+    /// when the item is not signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
     /// The signature blobs found.
     pub signatures: Vec<JcatSignature>,
 }
 
-const ML_DSA_OIDS: [(u8, &str); 3] = [
-    (0x11, "ML-DSA-44"),
-    (0x12, "ML-DSA-65"),
-    (0x13, "ML-DSA-87"),
-];
-
-/// Classifies a PEM PKCS#7 blob: finds ML-DSA (2.16.840.1.101.3.4.3.17-19) algorithm ids.
-pub fn classify_pkcs7(pem: &str) -> SignatureStatus {
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .flat_map(|l| l.trim().chars())
-        .collect();
-    let der = match base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
-        Ok(d) => d,
-        Err(e) => {
-            return SignatureStatus::Malformed {
-                detail: e.to_string(),
-            };
-        }
-    };
-    if der.first() != Some(&0x30) {
-        return SignatureStatus::Malformed {
-            detail: "not a DER SEQUENCE".into(),
-        };
-    }
-    let prefix = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03];
-    for w in der.windows(prefix.len() + 1) {
-        if w[..prefix.len()] == prefix
-            && let Some((_, name)) = ML_DSA_OIDS.iter().find(|(b, _)| *b == w[prefix.len()])
-        {
-            return SignatureStatus::UnsupportedAlgorithm {
-                algorithm: (*name).to_string(),
-            };
-        }
-    }
-    SignatureStatus::NotVerified
-}
-
 /// Checks `data` (the bytes of `file`) against a jcat: resolves the item by `Id`/`AliasId`,
-/// compares the SHA-256 blob, and classifies signature blobs. With `require_signature`, an
-/// item with no GPG/PKCS#7 blob is [`CatalogError::JcatUnsigned`].
+/// compares the SHA-256 blob, and verifies the PKCS#7 blobs against `roots` (GPG blobs are
+/// reported, not verified). A PKCS#7 signature that fails, with none that verifies, is
+/// [`CatalogError::JcatSignatureInvalid`]. With `require_signature`, an item with no signature
+/// blob is [`CatalogError::JcatUnsigned`], and one without a signature chaining to `roots` is
+/// [`CatalogError::JcatUntrusted`].
 pub fn verify_jcat(
     jcat: &Jcat,
     file: &str,
     data: &[u8],
     require_signature: bool,
+    roots: &[TrustedRoot],
 ) -> Result<JcatReport> {
     let name = basename(file);
     let item = jcat
@@ -435,14 +288,9 @@ pub fn verify_jcat(
             items: jcat.items.iter().map(|i| i.id.clone()).collect(),
         })?;
     let actual = hex::encode(Sha256::digest(data));
-    let expected = item
-        .blobs
-        .iter()
-        .find(|b| b.kind == 1)
-        .map(|b| b.data.trim().to_ascii_lowercase())
-        .ok_or_else(|| CatalogError::JcatNoChecksum {
-            file: name.to_string(),
-        })?;
+    let expected = item.sha256().ok_or_else(|| CatalogError::JcatNoChecksum {
+        file: name.to_string(),
+    })?;
     if expected != actual {
         return Err(CatalogError::JcatChecksumMismatch {
             file: name.to_string(),
@@ -450,45 +298,43 @@ pub fn verify_jcat(
             actual,
         });
     }
-    let signatures: Vec<JcatSignature> = item
-        .blobs
-        .iter()
-        .filter(|b| !matches!(b.kind, 1 | 4))
-        .map(|b| {
-            let kind = BlobKind::from_u32(b.kind);
-            let status = match kind {
-                BlobKind::Pkcs7 => classify_pkcs7(&b.data),
-                BlobKind::Gpg => {
-                    if b.data.contains("BEGIN PGP SIGNATURE") {
-                        SignatureStatus::NotVerified
-                    } else {
-                        SignatureStatus::Malformed {
-                            detail: "no PGP armour".into(),
-                        }
-                    }
-                }
-                _ => SignatureStatus::UnsupportedAlgorithm {
-                    algorithm: format!("jcat-kind-{}", b.kind),
-                },
-            };
-            JcatSignature {
-                kind,
-                timestamp: b.timestamp,
-                status,
-            }
-        })
-        .collect();
-    let signed = signatures
-        .iter()
-        .any(|s| matches!(s.kind, BlobKind::Pkcs7 | BlobKind::Gpg));
-    if require_signature && !signed {
-        return Err(CatalogError::JcatUnsigned {
-            file: name.to_string(),
-        });
+    let signatures = check_signatures(
+        item,
+        &|alg| automata_fwscan::signed::digest(alg, data),
+        roots,
+    );
+    let verdict = automata_fwscan::jcat::summarise(&signatures);
+    let problems = || {
+        signatures
+            .iter()
+            .map(|s| serde_json::to_string(&s.status).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match verdict {
+        Some(Verdict::Invalid) => {
+            return Err(CatalogError::JcatSignatureInvalid {
+                file: name.to_string(),
+                detail: problems(),
+            });
+        }
+        None if require_signature => {
+            return Err(CatalogError::JcatUnsigned {
+                file: name.to_string(),
+            });
+        }
+        Some(v) if require_signature && v != Verdict::Valid => {
+            return Err(CatalogError::JcatUntrusted {
+                file: name.to_string(),
+                detail: problems(),
+            });
+        }
+        _ => {}
     }
     Ok(JcatReport {
         item_id: item.id.clone(),
         sha256: actual,
+        verdict: verdict.map(Verdict::as_str).map(str::to_string),
         signatures,
     })
 }
@@ -551,7 +397,7 @@ pub fn read_cab(catalog: &str, bytes: &[u8]) -> Result<CabContents> {
             }
             entries.extend(es);
         } else if lower.ends_with(".jcat") {
-            jcat = Some(Jcat::parse(&read_member(&mut cab, f)?)?);
+            jcat = Some(parse_jcat(&read_member(&mut cab, f)?)?);
         }
     }
     if entries.is_empty() {

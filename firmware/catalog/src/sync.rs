@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{CatalogError, Result};
-use crate::lvfs::{Jcat, JcatReport, basename, verify_jcat};
+use crate::lvfs::{Jcat, JcatReport, basename, parse_jcat, verify_jcat};
 use crate::model::CatalogEntry;
+use automata_fwscan::{RulePack, TrustedRoot};
 
 /// Which parser a source needs, with its format-specific settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,8 +39,12 @@ pub enum CatalogFormat {
         jcat_url: Option<String>,
         /// `FirmwareBaseURI` for relative locations.
         firmware_base_url: Option<String>,
-        /// Fail when the jcat item has no PKCS#7/GPG signature.
+        /// Fail unless a PKCS#7 signature of the jcat item chains to `trust_roots`.
         require_signature: bool,
+        /// Roots the jcat's PKCS#7 signatures are checked against; empty means the builtin
+        /// rule pack's package roots (the LVFS CA).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        trust_roots: Vec<TrustedRoot>,
     },
     /// Generic YAML/JSON entries.
     Generic,
@@ -435,10 +440,11 @@ async fn try_sync(
     previous: Option<&CatalogSnapshot>,
 ) -> Result<SyncOutcome> {
     let mut url = source.url.clone();
-    let mut jcat: Option<(Jcat, bool)> = None;
+    let mut jcat: Option<(Jcat, bool, Vec<TrustedRoot>)> = None;
     if let CatalogFormat::Lvfs {
         jcat_url,
         require_signature,
+        trust_roots,
         ..
     } = &source.format
     {
@@ -446,7 +452,7 @@ async fn try_sync(
             .clone()
             .unwrap_or_else(|| format!("{}.jcat", source.url));
         let j = fetch(client, &jurl, None, 64 << 20).await?;
-        let parsed = Jcat::parse(&j.body)?;
+        let parsed = parse_jcat(&j.body)?;
         let name = basename(&source.url).to_string();
         let item = parsed
             .resolve(&name)
@@ -459,7 +465,12 @@ async fn try_sync(
             let dir = source.url.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
             url = format!("{dir}/{}", item.id);
         }
-        jcat = Some((parsed, *require_signature));
+        let roots = if trust_roots.is_empty() {
+            RulePack::builtin().package_roots
+        } else {
+            trust_roots.clone()
+        };
+        jcat = Some((parsed, *require_signature, roots));
     }
     let validators = previous
         .filter(|p| p.url == url)
@@ -469,7 +480,7 @@ async fn try_sync(
         return Ok(SyncOutcome::NotModified);
     }
     let jcat_report = match &jcat {
-        Some((j, require)) => Some(verify_jcat(j, &url, &fetched.body, *require)?),
+        Some((j, require, roots)) => Some(verify_jcat(j, &url, &fetched.body, *require, roots)?),
         None => None,
     };
     let sha256 = hex::encode(Sha256::digest(&fetched.body));

@@ -162,7 +162,7 @@ fn json_with_wrong_types() {
     assert!(matches!(e, CatalogError::Invalid { .. }), "{e}");
     let e = generic::parse("g", br#"[{"url": "x", "pci_ids": ["8086"]}]"#).expect_err("pci");
     assert!(matches!(e, CatalogError::Invalid { .. }), "{e}");
-    let e = lvfs::Jcat::parse(&gzip(br#"{"Items": [{"Id": 5}]}"#)).expect_err("jcat types");
+    let e = lvfs::parse_jcat(&gzip(br#"{"Items": [{"Id": 5}]}"#)).expect_err("jcat types");
     assert!(matches!(e, CatalogError::Json { .. }), "{e}");
     let e = lenovo::parse_comp_zip(
         "l",
@@ -213,7 +213,7 @@ fn seeds() -> Vec<Vec<u8>> {
 fn run_all(data: &[u8]) {
     no_panic(dell::parse("d", data));
     no_panic(lvfs::parse_metadata("l", Some("https://x"), data));
-    no_panic(lvfs::Jcat::parse(data));
+    no_panic(lvfs::parse_jcat(data));
     no_panic(lvfs::read_cab("l", data));
     no_panic(hpe::parse_fwrepo("h", "https://x", data));
     no_panic(hpe::parse_payload_json(data));

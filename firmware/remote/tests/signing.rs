@@ -71,8 +71,27 @@ fn openssl_accepts_our_detached_signature_and_refuses_a_changed_file_or_another_
 
     // The jcat carries the same signature as PEM, with the file's SHA-256.
     let jcat = signed_jcat("metadata.xml.zst", content, &id, 1_700_000_000).expect("jcat");
-    let parsed = automata_fwcatalog::lvfs::Jcat::parse(&jcat).expect("our own reader");
-    let report = automata_fwcatalog::lvfs::verify_jcat(&parsed, "metadata.xml.zst", content, true)
-        .expect("checksum and signature present");
+    let parsed = automata_fwcatalog::lvfs::parse_jcat(&jcat).expect("our own reader");
+    let ours =
+        automata_fwscan::TrustedRoot::from_pem(id.certificate_pem().expect("pem").as_bytes())
+            .expect("root");
+    let report =
+        automata_fwcatalog::lvfs::verify_jcat(&parsed, "metadata.xml.zst", content, true, &[ours])
+            .expect("checksum and signature under our certificate");
     assert_eq!(report.signatures.len(), 1);
+    assert_eq!(report.verdict.as_deref(), Some("valid"));
+    // Our verifier, like OpenSSL above, refuses the changed file and the other anchor.
+    let theirs =
+        automata_fwscan::TrustedRoot::from_pem(other.certificate_pem().expect("pem").as_bytes())
+            .expect("root");
+    assert!(
+        automata_fwcatalog::lvfs::verify_jcat(
+            &parsed,
+            "metadata.xml.zst",
+            content,
+            true,
+            &[theirs]
+        )
+        .is_err()
+    );
 }

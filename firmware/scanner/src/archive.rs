@@ -121,7 +121,7 @@ fn read_capped(r: impl Read, cap: u64, what: &str) -> Result<Vec<u8>, Problem> {
 
 /// Decodes gzip members one after the other; trailing bytes that are not a member are ignored,
 /// as gzip(1) does (LVFS appends `IHATECDN` to its jcat files).
-fn gunzip(buf: &[u8], cap: u64) -> Result<Vec<u8>, Problem> {
+pub(crate) fn gunzip(buf: &[u8], cap: u64) -> Result<Vec<u8>, Problem> {
     let mut out = Vec::new();
     let mut rest = buf;
     while rest.starts_with(&[0x1F, 0x8B]) {

@@ -7,11 +7,11 @@ use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use crate::cert::CertInfo;
 use crate::pe::{self, PeError, PeImage, WIN_CERT_TYPE_PKCS_SIGNED_DATA};
-use crate::pkcs7::{self, OID_SPC_INDIRECT_DATA, SignedData};
+use crate::pkcs7::{self, OID_SPC_INDIRECT_DATA, SignedData, SignerInfo};
 use crate::rules::TrustedRoot;
 
 /// Nested signatures deeper than this are not followed.
@@ -62,7 +62,7 @@ pub struct PeReport {
 }
 
 /// Dotted OID → algorithm name of the digests Authenticode uses.
-fn digest_name(oid: &str) -> Option<&'static str> {
+pub(crate) fn digest_name(oid: &str) -> Option<&'static str> {
     Some(match oid {
         "1.3.14.3.2.26" => "sha1",
         "2.16.840.1.101.3.4.2.1" => "sha256",
@@ -94,15 +94,26 @@ fn image_digest(img: &PeImage, data: &[u8], alg: &str) -> Result<Vec<u8>, PeErro
 
 /// Verifies an RSA PKCS#1 v1.5 signature over `msg` with the key of `spki_key` (an RSAPublicKey).
 pub(crate) fn rsa_verify(spki_key: &[u8], alg: &str, msg: &[u8], sig: &[u8]) -> Result<(), String> {
-    let key = RsaPublicKey::from_pkcs1_der(spki_key).map_err(|e| format!("RSA key: {e}"))?;
     let digest = hash(alg, msg).ok_or_else(|| format!("unsupported digest {alg}"))?;
+    rsa_verify_digest(spki_key, alg, &digest, sig)
+}
+
+/// Verifies an RSA PKCS#1 v1.5 signature over a message whose `alg` digest is `digest`.
+pub(crate) fn rsa_verify_digest(
+    spki_key: &[u8],
+    alg: &str,
+    digest: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
+    let key = RsaPublicKey::from_pkcs1_der(spki_key).map_err(|e| format!("RSA key: {e}"))?;
     let scheme = match alg {
         "sha1" => Pkcs1v15Sign::new::<Sha1>(),
+        "sha256" => Pkcs1v15Sign::new::<Sha256>(),
         "sha384" => Pkcs1v15Sign::new::<Sha384>(),
         "sha512" => Pkcs1v15Sign::new::<Sha512>(),
-        _ => Pkcs1v15Sign::new::<Sha256>(),
+        _ => return Err(format!("unsupported digest {alg}")),
     };
-    key.verify(scheme, &digest, sig)
+    key.verify(scheme, digest, sig)
         .map_err(|e| format!("RSA signature: {e}"))
 }
 
@@ -243,22 +254,8 @@ impl Verifier<'_> {
                 sd.signers.len()
             ));
         }
-        let certs: Vec<(&[u8], X509Certificate<'_>)> = sd
-            .certificates
-            .iter()
-            .filter_map(|d| {
-                X509Certificate::from_der(d)
-                    .ok()
-                    .map(|(_, c)| (d.as_slice(), c))
-            })
-            .collect();
-        let signer = certs.iter().find(|(_, c)| match &si.subject_key_id {
-            Some(_) => false,
-            None => {
-                c.issuer().as_raw() == si.issuer.as_slice()
-                    && strip_zeros(c.raw_serial()) == strip_zeros(&si.serial)
-            }
-        });
+        let certs = parse_bag(sd);
+        let signer = find_signer(&certs, si);
         let Some((signer_der, signer)) = signer else {
             p.push("signer certificate not in the signature".into());
             return;
@@ -282,61 +279,103 @@ impl Verifier<'_> {
             p.push(format!("signature over the signed attributes: {e}"));
         }
         sig.valid = p.is_empty();
-        self.chain(&certs, signer_der, signer, sig);
+        let chain = chain_to_roots(&certs, signer_der, signer, self.roots);
+        sig.chain = chain.certs;
+        sig.trusted_root = chain.trusted_root;
+        sig.problems.extend(chain.problems);
     }
+}
 
-    /// Follows issuers through the bag, then the configured roots.
-    fn chain(
-        &self,
-        certs: &[(&[u8], X509Certificate<'_>)],
-        signer_der: &[u8],
-        signer: &X509Certificate<'_>,
-        sig: &mut AuthenticodeSignature,
-    ) {
-        let root_of = |der: &[u8]| {
-            let sha1 = hex::encode(Sha1::digest(der));
-            self.roots.iter().find(|r| r.sha1 == sha1)
-        };
-        let mut cur_der = signer_der;
-        let mut cur = signer;
-        sig.chain.extend(CertInfo::from_der(signer_der));
-        for _ in 0..MAX_CHAIN {
-            if let Some(r) = root_of(cur_der) {
-                sig.trusted_root = Some(r.name.clone());
-                return;
-            }
-            if cur.subject().as_raw() == cur.issuer().as_raw() {
-                break;
-            }
-            let up = certs
-                .iter()
-                .find(|(d, c)| c.subject().as_raw() == cur.issuer().as_raw() && *d != cur_der);
-            let Some((d, c)) = up else {
-                // Not in the bag: a root given by DER may have issued it.
-                for r in self.roots {
-                    let Ok(der) = hex::decode(&r.der) else {
-                        continue;
-                    };
-                    let Ok((_, rc)) = X509Certificate::from_der(&der) else {
-                        continue;
-                    };
-                    if rc.subject().as_raw() == cur.issuer().as_raw()
-                        && cert_signed_by(cur, &rc).is_ok()
-                    {
-                        sig.trusted_root = Some(r.name.clone());
-                        sig.chain.extend(CertInfo::from_der(&der));
-                        return;
-                    }
-                }
-                break;
-            };
-            if let Err(e) = cert_signed_by(cur, c) {
-                sig.problems.push(format!("chain: {e}"));
-                break;
-            }
-            sig.chain.extend(CertInfo::from_der(d));
-            cur_der = d;
-            cur = c;
+/// Parses the certificate bag of a SignedData, keeping each certificate's DER beside it.
+pub(crate) fn parse_bag(sd: &SignedData) -> Vec<(&[u8], X509Certificate<'_>)> {
+    sd.certificates
+        .iter()
+        .filter_map(|d| {
+            X509Certificate::from_der(d)
+                .ok()
+                .map(|(_, c)| (d.as_slice(), c))
+        })
+        .collect()
+}
+
+/// The bag certificate a SignerInfo names, by issuer and serial or by subject key identifier.
+pub(crate) fn find_signer<'c, 'a>(
+    certs: &'c [(&'a [u8], X509Certificate<'a>)],
+    si: &SignerInfo,
+) -> Option<&'c (&'a [u8], X509Certificate<'a>)> {
+    certs.iter().find(|(_, c)| match &si.subject_key_id {
+        Some(ski) => c.extensions().iter().any(|e| {
+            matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(k) if k.0 == ski.as_slice())
+        }),
+        None => {
+            c.issuer().as_raw() == si.issuer.as_slice()
+                && strip_zeros(c.raw_serial()) == strip_zeros(&si.serial)
         }
+    })
+}
+
+/// How far a signer's chain got: the certificates whose links verified (signer first), the
+/// configured root it reached, and what broke it.
+#[derive(Debug, Default)]
+pub(crate) struct ChainOutcome {
+    pub(crate) certs: Vec<CertInfo>,
+    pub(crate) trusted_root: Option<String>,
+    pub(crate) problems: Vec<String>,
+}
+
+/// Follows issuers from the signer through the bag, then the configured roots (by SHA-1 of a
+/// certificate in the chain, or by a root's DER having signed the last certificate).
+pub(crate) fn chain_to_roots(
+    certs: &[(&[u8], X509Certificate<'_>)],
+    signer_der: &[u8],
+    signer: &X509Certificate<'_>,
+    roots: &[TrustedRoot],
+) -> ChainOutcome {
+    let root_of = |der: &[u8]| {
+        let sha1 = hex::encode(Sha1::digest(der));
+        roots.iter().find(|r| r.sha1 == sha1)
+    };
+    let mut out = ChainOutcome::default();
+    let mut cur_der = signer_der;
+    let mut cur = signer;
+    out.certs.extend(CertInfo::from_der(signer_der));
+    for _ in 0..MAX_CHAIN {
+        if let Some(r) = root_of(cur_der) {
+            out.trusted_root = Some(r.name.clone());
+            return out;
+        }
+        if cur.subject().as_raw() == cur.issuer().as_raw() {
+            break;
+        }
+        let up = certs
+            .iter()
+            .find(|(d, c)| c.subject().as_raw() == cur.issuer().as_raw() && *d != cur_der);
+        let Some((d, c)) = up else {
+            // Not in the bag: a root given by DER may have issued it.
+            for r in roots {
+                let Ok(der) = hex::decode(&r.der) else {
+                    continue;
+                };
+                let Ok((_, rc)) = X509Certificate::from_der(&der) else {
+                    continue;
+                };
+                if rc.subject().as_raw() == cur.issuer().as_raw()
+                    && cert_signed_by(cur, &rc).is_ok()
+                {
+                    out.trusted_root = Some(r.name.clone());
+                    out.certs.extend(CertInfo::from_der(&der));
+                    return out;
+                }
+            }
+            break;
+        };
+        if let Err(e) = cert_signed_by(cur, c) {
+            out.problems.push(format!("chain: {e}"));
+            break;
+        }
+        out.certs.extend(CertInfo::from_der(d));
+        cur_der = d;
+        cur = c;
     }
+    out
 }

@@ -12,14 +12,17 @@ pub mod esl;
 pub mod ffs;
 pub mod fv;
 pub mod guid;
+pub mod jcat;
 pub mod keys;
 pub mod lzma;
+pub mod package;
 pub mod pe;
 pub mod pkcs7;
 pub mod report;
 pub mod rot;
 pub mod rules;
 pub mod section;
+pub mod signed;
 pub mod tiano;
 pub mod vss;
 
@@ -184,6 +187,7 @@ pub fn scan_at(
             });
         }
     }
+    report.package = w.package.take();
     report.errors = w.corrupt.into_iter().chain(w.limited).collect();
     report.notes = w.notes;
     let mut seen = BTreeSet::new();

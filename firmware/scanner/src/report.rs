@@ -183,6 +183,9 @@ pub struct ScanReport {
     pub notes: Vec<String>,
     /// Secure Boot summary of each variable store found.
     pub secure_boot: Vec<SecureBootSummary>,
+    /// The top-level package's own signature (a cab's jcat, a DUP's Authenticode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<crate::package::PackageSignature>,
 }
 
 impl ScanReport {

@@ -96,6 +96,24 @@ pub struct TrustedRoot {
     pub der: String,
 }
 
+impl TrustedRoot {
+    /// A root from a PEM certificate file's text, named by its subject.
+    pub fn from_pem(text: &[u8]) -> Result<TrustedRoot, RulePackError> {
+        let bad = |why: String| RulePackError::BadValue {
+            what: "PEM certificate",
+            value: why,
+        };
+        let (_, pem) = x509_parser::pem::parse_x509_pem(text).map_err(|e| bad(e.to_string()))?;
+        let info = crate::cert::CertInfo::from_der(&pem.contents)
+            .ok_or_else(|| bad("not an X.509 certificate".into()))?;
+        Ok(TrustedRoot {
+            sha1: info.sha1,
+            name: info.subject,
+            der: hex::encode(&pem.contents),
+        })
+    }
+}
+
 /// Versioned rule data an operator can replace (`firmware rules update FILE`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RulePack {
@@ -113,6 +131,10 @@ pub struct RulePack {
     /// Roots Authenticode signatures must chain to (the platform db an operator expects).
     #[serde(default)]
     pub authenticode_roots: Vec<TrustedRoot>,
+    /// Roots package signatures must chain to (PKG-SIG-003): a cab's jcat PKCS#7, a DUP's
+    /// Authenticode, an LVFS catalog's jcat. The builtin pack holds the LVFS CA.
+    #[serde(default)]
+    pub package_roots: Vec<TrustedRoot>,
     /// Public keys whose private halves leaked (KEY-LEAK-001); FwHunt's list unless the pack
     /// names its own.
     #[serde(default = "crate::keys::builtin_leaked_keys")]
@@ -121,6 +143,22 @@ pub struct RulePack {
 
 fn default_expiry_days() -> u32 {
     180
+}
+
+/// Checks a root's DER hex and fills its SHA-1 from the DER when the pack left it out.
+fn normalise_root(what: &'static str, r: &mut TrustedRoot) -> Result<(), RulePackError> {
+    if !r.der.is_empty() {
+        let der = hex::decode(r.der.trim()).map_err(|_| RulePackError::BadValue {
+            what,
+            value: r.name.clone(),
+        })?;
+        r.der = hex::encode(&der);
+        if r.sha1.is_empty() {
+            r.sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&der));
+        }
+    }
+    r.sha1 = norm_hex(what, &r.sha1, 20)?;
+    Ok(())
 }
 
 /// Microsoft's `dbx_info_msft_latest.json` (microsoft/secureboot_objects), the fields we use.
@@ -186,6 +224,7 @@ impl RulePack {
             test_keys: Vec::new(),
             dbx_reference: DbxReference::default(),
             authenticode_roots: Vec::new(),
+            package_roots: Vec::new(),
             leaked_keys: Vec::new(),
         }
     }
@@ -214,18 +253,13 @@ impl RulePack {
                 *p = hex::encode(bytes);
             }
         }
-        for r in &mut pack.authenticode_roots {
-            if !r.der.is_empty() {
-                let der = hex::decode(r.der.trim()).map_err(|_| RulePackError::BadValue {
-                    what: "authenticode root der",
-                    value: r.name.clone(),
-                })?;
-                r.der = hex::encode(&der);
-                if r.sha1.is_empty() {
-                    r.sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&der));
-                }
+        for (what, roots) in [
+            ("authenticode root", &mut pack.authenticode_roots),
+            ("package root", &mut pack.package_roots),
+        ] {
+            for r in roots.iter_mut() {
+                normalise_root(what, r)?;
             }
-            r.sha1 = norm_hex("authenticode root sha1", &r.sha1, 20)?;
         }
         Ok(pack)
     }

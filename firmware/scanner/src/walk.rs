@@ -3,6 +3,7 @@
 use crate::ffs::{self, FfsHeader};
 use crate::fv::{self, FvHeader};
 use crate::guid::{self, Guid};
+use crate::package::PackageSignature;
 use crate::report::{Finding, Node, ScanIssue};
 use crate::rules::RulePack;
 use crate::section::{self, PROCESSING_REQUIRED};
@@ -28,8 +29,10 @@ pub(crate) struct Walker<'a> {
     pub(crate) notes: Vec<String>,
     /// Variable stores found, with their paths.
     pub(crate) stores: Vec<(String, VarStore)>,
-    /// PE and capsule rule hits.
+    /// PE, capsule and package rule hits.
     pub(crate) findings: Vec<Finding>,
+    /// The top-level package's own signature (a cab's jcat, a DUP's Authenticode).
+    pub(crate) package: Option<PackageSignature>,
 }
 
 fn issue(path: &str, offset: usize, message: impl Into<String>) -> ScanIssue {
@@ -60,6 +63,7 @@ impl<'a> Walker<'a> {
             limited: Vec::new(),
             notes: Vec::new(),
             stores: Vec::new(),
+            package: None,
         }
     }
 

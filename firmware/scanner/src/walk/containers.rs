@@ -1,17 +1,16 @@
 //! Walker steps for what carries firmware rather than being it: PE images (with their
 //! Authenticode rules), capsules and archives.
 
-use x509_parser::prelude::{FromDer, X509Certificate};
-
 use super::{Walker, issue};
 use crate::archive::{self, ArchiveKind, Budget, Problem};
 use crate::authenticode::{self, AuthenticodeSignature, PeReport};
 use crate::capsule::{self, FmpAuth, FmpItem};
-use crate::cert::CertInfo;
 use crate::guid;
+use crate::jcat::{self, Jcat, SignatureStatus};
+use crate::package::{self, Digests, PackageSignature};
 use crate::pe::{self, PeError};
-use crate::pkcs7;
 use crate::report::{Evidence, Finding, Node, Severity, Source};
+use crate::signed::{self, Verdict};
 use crate::util::rfc3339;
 use crate::{CAP_001, CAP_002, PE_DBX_001, PE_SIG_001, PE_SIG_002, PE_SIG_003};
 
@@ -42,6 +41,52 @@ fn sig_node(path: &str, i: usize, s: &AuthenticodeSignature) -> Node {
             s.digest_algorithm, s.signed_digest, s.nesting
         )),
         children: Vec::new(),
+    }
+}
+
+/// What one cab member's jcat item said.
+struct MemberVerdict {
+    verdict: Option<Verdict>,
+    signer: Option<String>,
+    root: Option<String>,
+    detail: String,
+}
+
+impl MemberVerdict {
+    fn invalid(detail: String) -> Self {
+        MemberVerdict {
+            verdict: Some(Verdict::Invalid),
+            signer: None,
+            root: None,
+            detail,
+        }
+    }
+}
+
+/// The PE's summary line and one child node per signature.
+fn describe_pe(node: &mut Node, r: &PeReport) {
+    node.detail = Some(format!(
+        "machine {:#x} subsystem {} authenticode sha256 {}, {} signature(s)",
+        r.machine,
+        r.subsystem,
+        r.authenticode_sha256,
+        r.signatures.len()
+    ));
+    let path = node.path.clone();
+    node.children.extend(
+        r.signatures
+            .iter()
+            .enumerate()
+            .map(|(i, s)| sig_node(&path, i, s)),
+    );
+}
+
+/// An Authenticode signature's verdict in package terms.
+fn sig_verdict(s: &AuthenticodeSignature) -> Verdict {
+    match (s.valid, &s.trusted_root) {
+        (false, _) => Verdict::Invalid,
+        (true, Some(_)) => Verdict::Valid,
+        (true, None) => Verdict::Untrusted,
     }
 }
 
@@ -91,14 +136,180 @@ impl Walker<'_> {
         if !self.enter(&path, offset) {
             return node;
         }
-        match authenticode::verify(buf, &self.pack.authenticode_roots) {
+        // A top-level Windows executable (GUI or console subsystem) is a vendor update
+        // package such as a Dell DUP: its Authenticode is the package signature.
+        let dup = parent.is_empty() && pe::parse(buf).is_ok_and(|i| matches!(i.subsystem, 2 | 3));
+        let roots = if dup {
+            &self.pack.package_roots
+        } else {
+            &self.pack.authenticode_roots
+        };
+        match authenticode::verify(buf, roots) {
             Ok(r) => {
                 node.format = if r.pe32_plus { "pe32+" } else { "pe32" }.into();
-                self.fill_pe(&mut node, &r, standalone);
+                if dup {
+                    describe_pe(&mut node, &r);
+                    self.dup_package(&path, &r);
+                } else {
+                    self.fill_pe(&mut node, &r, standalone);
+                }
             }
             Err(e) => self.corrupt.push(issue(&path, 0, e.to_string())),
         }
         node
+    }
+
+    /// PKG-SIG-00x for a DUP: the best Authenticode signature decides.
+    fn dup_package(&mut self, path: &str, r: &PeReport) {
+        let best = r.signatures.iter().max_by_key(|s| sig_verdict(s));
+        let pkg = PackageSignature {
+            format: "dup-authenticode".into(),
+            verdict: best.map(sig_verdict),
+            signer: best.and_then(|s| s.signer.as_ref().map(|c| c.subject.clone())),
+            trusted_root: best.and_then(|s| s.trusted_root.clone()),
+            detail: match best {
+                None => "Windows executable without an Authenticode signature".into(),
+                Some(s) if s.valid => {
+                    format!("Authenticode {} {}", s.digest_algorithm, s.signed_digest)
+                }
+                Some(s) => s.problems.join("; "),
+            },
+        };
+        let mut ev = Evidence {
+            container_path: Some(path.to_string()),
+            offset: Some(best.map_or(0, |s| s.cert_offset)),
+            hash: Some(r.authenticode_sha256.clone()),
+            detail: Some(pkg.detail.clone()),
+            ..Default::default()
+        };
+        if let Some(s) = best {
+            signer_evidence(s, &mut ev);
+        }
+        self.package_finding(&pkg, ev);
+        self.package.get_or_insert(pkg);
+    }
+
+    /// Emits the PKG-SIG rule a package verdict calls for.
+    fn package_finding(&mut self, pkg: &PackageSignature, ev: Evidence) {
+        if let Some((rule, severity)) = package::rule_for(pkg.verdict) {
+            let who = pkg
+                .signer
+                .clone()
+                .unwrap_or_else(|| "unknown signer".into());
+            let subject = match pkg.verdict {
+                None => format!("package without its own signature ({})", pkg.format),
+                Some(Verdict::Invalid) => format!("package signature does not verify ({who})"),
+                Some(Verdict::UnsupportedAlgorithm) => {
+                    format!("package signature uses an algorithm this build cannot verify ({who})")
+                }
+                Some(_) => format!("package signer not under the configured roots ({who})"),
+            };
+            self.emit(rule, severity, subject, ev);
+        }
+    }
+
+    /// PKG-SIG-00x for a cab: every member its jcat names is checked (Kind 1 SHA-256 and
+    /// PKCS#7 blobs against the package roots); the package is as good as its worst member.
+    fn cab_package(
+        &mut self,
+        path: &str,
+        members: &[(String, Digests)],
+        jcats: &[(String, Vec<u8>)],
+    ) {
+        let mut verdicts: Vec<MemberVerdict> = Vec::new();
+        for (jname, raw) in jcats {
+            let json = if raw.starts_with(&[0x1F, 0x8B]) {
+                archive::gunzip(raw, 64 << 20).map_err(|p| format!("{p:?}"))
+            } else {
+                Ok(raw.clone())
+            };
+            let parsed = json.and_then(|j| Jcat::from_json(&j).map_err(|e| e.to_string()));
+            let jc = match parsed {
+                Ok(j) => j,
+                Err(e) => {
+                    verdicts.push(MemberVerdict::invalid(format!(
+                        "{jname}: unreadable jcat: {e}"
+                    )));
+                    continue;
+                }
+            };
+            for (mname, digests) in members {
+                let Some(item) = jc.resolve(mname) else {
+                    continue;
+                };
+                if let Some(want) = item.sha256()
+                    && want != digests.sha256_hex()
+                {
+                    verdicts.push(MemberVerdict::invalid(format!(
+                        "{mname}: jcat sha256 {want} but the member hashes to {}",
+                        digests.sha256_hex()
+                    )));
+                    continue;
+                }
+                let sigs =
+                    jcat::check_signatures(item, &|alg| digests.get(alg), &self.pack.package_roots);
+                let verdict = jcat::summarise(&sigs);
+                let chosen = sigs.iter().find(|s| Some(s.status.verdict()) == verdict);
+                let (signer, root) = match chosen.map(|s| &s.status) {
+                    Some(SignatureStatus::Valid { signer, root }) => {
+                        (Some(signer.clone()), Some(root.clone()))
+                    }
+                    Some(SignatureStatus::Untrusted { signer, .. }) => (Some(signer.clone()), None),
+                    _ => (None, None),
+                };
+                let detail = sigs
+                    .iter()
+                    .map(|s| serde_json::to_string(&s.status).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                verdicts.push(MemberVerdict {
+                    verdict,
+                    signer,
+                    root,
+                    detail: format!("{mname}: {detail}"),
+                });
+            }
+        }
+        // Invalid first, then unsigned, then unsupported, untrusted and valid.
+        let rank = |v: &Option<Verdict>| match v {
+            Some(Verdict::Invalid) => 0,
+            None => 1,
+            Some(Verdict::UnsupportedAlgorithm) => 2,
+            Some(Verdict::Untrusted) => 3,
+            Some(Verdict::Valid) => 4,
+        };
+        let worst = verdicts.iter().min_by_key(|v| rank(&v.verdict));
+        let pkg = match worst {
+            None => PackageSignature {
+                format: "cab-jcat".into(),
+                verdict: None,
+                signer: None,
+                trusted_root: None,
+                detail: if jcats.is_empty() {
+                    "cab without a .jcat".into()
+                } else {
+                    "the cab's jcat names none of its members".into()
+                },
+            },
+            Some(m) => PackageSignature {
+                format: "cab-jcat".into(),
+                verdict: m.verdict,
+                signer: m.signer.clone(),
+                trusted_root: m.root.clone(),
+                detail: m.detail.clone(),
+            },
+        };
+        let ev = Evidence {
+            container_path: Some(path.to_string()),
+            offset: Some(0),
+            detail: Some(pkg.detail.clone()),
+            cert_subject: pkg.signer.clone(),
+            ..Default::default()
+        };
+        self.package_finding(&pkg, ev);
+        if path.matches('/').count() == 1 {
+            self.package.get_or_insert(pkg);
+        }
     }
 
     /// A PE32 section of an FFS file: digest and signatures on the section node itself.
@@ -114,19 +325,7 @@ impl Walker<'_> {
 
     fn fill_pe(&mut self, node: &mut Node, r: &PeReport, standalone: bool) {
         let path = node.path.clone();
-        node.detail = Some(format!(
-            "machine {:#x} subsystem {} authenticode sha256 {}, {} signature(s)",
-            r.machine,
-            r.subsystem,
-            r.authenticode_sha256,
-            r.signatures.len()
-        ));
-        node.children.extend(
-            r.signatures
-                .iter()
-                .enumerate()
-                .map(|(i, s)| sig_node(&path, i, s)),
-        );
+        describe_pe(node, r);
         let base = Evidence {
             container_path: Some(path.clone()),
             offset: Some(0),
@@ -322,41 +521,15 @@ impl Walker<'_> {
             ));
         }
         let der = buf.get(a.cert_data.clone()).unwrap_or(&[]);
-        let sd = pkcs7::parse_content_info(der)
-            .or_else(|_| pkcs7::parse_signed_data(der))
-            .map_err(|e| e.to_string())?;
-        let si = sd.signers.first().ok_or("no SignerInfo")?;
-        let alg = match si.digest_algorithm.as_str() {
-            "2.16.840.1.101.3.4.2.1" => "sha256",
-            "2.16.840.1.101.3.4.2.2" => "sha384",
-            "2.16.840.1.101.3.4.2.3" => "sha512",
-            "1.3.14.3.2.26" => "sha1",
-            o => return Err(format!("unsupported digest {o}")),
-        };
-        let (signer_der, signer) = sd
-            .certificates
-            .iter()
-            .filter_map(|d| {
-                X509Certificate::from_der(d)
-                    .ok()
-                    .map(|(_, c)| (d.as_slice(), c))
-            })
-            .find(|(_, c)| c.issuer().as_raw() == si.issuer.as_slice())
-            .ok_or("signer certificate not in the signature")?;
         let mut msg = payload.to_vec();
         msg.extend_from_slice(&a.monotonic_count.to_le_bytes());
-        let key = &signer.public_key().subject_public_key.data;
-        match (si.signed_attrs_for_signature(), &si.message_digest) {
-            (Some(attrs), Some(md)) => {
-                let want = authenticode::hash(alg, &msg);
-                if want.as_deref() != Some(md.as_slice()) {
-                    return Err("PKCS#7 messageDigest does not match the image".into());
-                }
-                authenticode::rsa_verify(key, alg, &attrs, &si.signature)?;
+        let v = signed::verify_detached_bytes(der, &msg, &[]);
+        match v.verdict {
+            Verdict::Valid | Verdict::Untrusted => {
+                Ok(v.signer.map_or_else(|| "signed".into(), |c| c.subject))
             }
-            _ => authenticode::rsa_verify(key, alg, &msg, &si.signature)?,
+            _ => Err(v.problems.join("; ")),
         }
-        Ok(CertInfo::from_der(signer_der).map_or_else(|| "signed".into(), |c| c.subject))
     }
 
     /// An archive or compressed stream: each entry is scanned as a new blob.
@@ -391,8 +564,18 @@ impl Walker<'_> {
             max_entries: self.limits.max_entries.saturating_sub(self.entries),
         };
         let mut children = Vec::new();
+        let is_cab = kind == ArchiveKind::Cab;
+        let mut members: Vec<(String, Digests)> = Vec::new();
+        let mut jcats: Vec<(String, Vec<u8>)> = Vec::new();
         let problems = archive::for_each_entry(kind, buf, budget, &mut |e| {
             self.total += e.data.len() as u64;
+            if is_cab && !e.name.is_empty() {
+                if e.name.ends_with(".jcat") {
+                    jcats.push((e.name.clone(), e.data.clone()));
+                } else {
+                    members.push((e.name.clone(), Digests::of(&e.data)));
+                }
+            }
             if e.name.is_empty() {
                 children.extend(self.scan_blob(&e.data, &path, depth + 1));
                 return true;
@@ -413,6 +596,9 @@ impl Walker<'_> {
             true
         });
         node.children = children;
+        if is_cab {
+            self.cab_package(&path, &members, &jcats);
+        }
         for p in problems {
             match p {
                 Problem::Limit(m) | Problem::PathEscape(m) => self.limited.push(issue(&path, 0, m)),
