@@ -11,7 +11,7 @@ use automata_fwcatalog::{CatalogEntry, CatalogFormat, CatalogSource, SyncOutcome
 use automata_fwscan::{Finding, Limits, RulePack, ScanReport, Severity, TrustedRoot};
 use automata_fwstore::{
     DownloadConfig, Downloader, Expected, FetchRequest, FirmwareStore, Manifest, S3Location,
-    StoreLocation,
+    SignatureState, SignatureStatus, StoreLocation,
 };
 use automata_query::firmware::FirmwareEvents;
 use automata_schemas::types::{
@@ -761,6 +761,28 @@ pub(crate) async fn read_blob(store: &FirmwareStore, sha: &str) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// The store's signature record for a scanned package.
+fn package_status(pkg: &automata_fwscan::package::PackageSignature) -> SignatureStatus {
+    use automata_fwscan::signed::Verdict;
+    let state = match pkg.verdict {
+        None => SignatureState::Missing,
+        Some(Verdict::Valid) => SignatureState::Valid,
+        Some(Verdict::Untrusted) => SignatureState::Untrusted,
+        Some(Verdict::Invalid) => SignatureState::Invalid,
+        Some(Verdict::UnsupportedAlgorithm) => SignatureState::UnsupportedAlgorithm,
+    };
+    let detail = match (&pkg.signer, &pkg.trusted_root) {
+        (Some(s), Some(r)) => format!("{}: {s} under {r}", pkg.format),
+        (Some(s), None) => format!("{}: {s}", pkg.format),
+        _ => format!("{}: {}", pkg.format, pkg.detail),
+    };
+    SignatureStatus {
+        state,
+        detail: Some(detail),
+        checked_at: Some(chrono::Utc::now()),
+    }
+}
+
 /// What one scan of a stored blob did.
 #[derive(Debug, Serialize)]
 struct Scanned {
@@ -799,6 +821,16 @@ async fn scan_stored(
         )
         .await
         .with_context(|| format!("recording the scan of {sha}"))?;
+    if let Some(pkg) = &report.package {
+        // The package's own signature: a valid one makes the blob `verified-signature`.
+        let status = package_status(pkg);
+        if manifest.signature.state != status.state || manifest.signature.detail != status.detail {
+            manifest = store
+                .set_signature(sha, status)
+                .await
+                .with_context(|| format!("recording the package signature of {sha}"))?;
+        }
+    }
     if let Some(crit) = report
         .findings
         .iter()

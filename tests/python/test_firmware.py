@@ -377,6 +377,26 @@ def fwupdtool(fenv, *args):
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(FWUPD_TESTS, "fakedevice124.cab")),
                     reason="Debian package fwupd-tests is not installed")
+def test_imported_lvfs_cab_is_verified_by_its_own_signature(env):
+    """An air-gapped import has no catalog hash, but an LVFS cab signs itself: its jcat's
+    PKCS#7 chains to the LVFS CA (the builtin package root), so the blob is
+    `verified-signature`, installable, and offered by the fwupd remote."""
+    cab = os.path.join(FWUPD_TESTS, "fakedevice124.cab")
+    (imported,) = ma_json(env, "firmware", "import", cab)["imported"]
+    assert imported["integrity"] == "verified-signature", imported
+    assert not [r for r in imported["rule_ids"] if r.startswith("PKG-SIG")], imported
+    shown = ma_json(env, "firmware", "show", imported["sha256"])
+    assert shown["signature"]["state"] == "valid", shown
+    assert "CN=Richard Hughes under LVFS CA" in shown["signature"]["detail"], shown
+    offered = ma_json(env, "firmware", "remote", "ls")["offered"]
+    assert imported["sha256"] in offered.values(), offered
+    # A Secure Boot variable store is no package: no package verdict, still unverified.
+    (vars_,) = ma_json(env, "firmware", "import", MS_VARS)["imported"]
+    assert vars_["integrity"] == "unverified", vars_
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FWUPD_TESTS, "fakedevice124.cab")),
+                    reason="Debian package fwupd-tests is not installed")
 def test_fwupd_installs_fakedevice124_from_our_remote(env, embedded_service, tmp_path):
     """Issue 9, done-when 6: the store as an LVFS remote. A cab fetched through a catalog with
     its SHA-256 is offered in metadata.xml.zst, whose jcat we sign with our own key; fwupd
@@ -420,6 +440,8 @@ def test_fwupd_installs_fakedevice124_from_our_remote(env, embedded_service, tmp
 
     offered = ma_json(env, "firmware", "remote", "ls")
     assert list(offered["offered"].values()) == [cabs["124"]], offered
+    # Fetched with its SHA-256, and signed under the LVFS CA: the signature is the stronger.
+    assert ma_json(env, "firmware", "show", cabs["124"])["integrity"] == "verified-signature"
     assert "quarantined" in offered["skipped"][cabs["123"]], offered
     assert len(offered["skipped"]) == 2, offered
 

@@ -265,7 +265,12 @@ fn cab_with_escaping_name() {
     let b = w.finish().expect("finish").into_inner();
     let r = scan(&b);
     // The cab carries no jcat either: PKG-SIG-001 beside the escape.
-    assert_eq!(ids(&r), set(&["FW-FMT-002", "PKG-SIG-001"]), "{:#?}", r.findings);
+    assert_eq!(
+        ids(&r),
+        set(&["FW-FMT-002", "PKG-SIG-001"]),
+        "{:#?}",
+        r.findings
+    );
     assert!(
         r.nodes()
             .iter()
