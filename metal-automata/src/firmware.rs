@@ -3,11 +3,12 @@
 //! they work on the data directory (or the `[storage]` location) directly, and publish their
 //! events through `POST /api/v1/firmware/events` when the service is up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use automata_fwcatalog::{CatalogEntry, CatalogFormat, CatalogSource, SyncOutcome};
+use automata_fwscan::advisory::Subject;
 use automata_fwscan::{Finding, Limits, RulePack, ScanReport, Severity, TrustedRoot};
 use automata_fwstore::{
     DownloadConfig, Downloader, Expected, FetchRequest, FirmwareStore, Manifest, S3Location,
@@ -761,6 +762,47 @@ pub(crate) async fn read_blob(store: &FirmwareStore, sha: &str) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// Synced catalog entries by key (`catalog/entry`).
+type EntryIndex = BTreeMap<String, CatalogEntry>;
+
+/// The synced catalogs' entries by key; an unreadable snapshot is skipped with a warning.
+fn entry_index(cfg: &Config) -> EntryIndex {
+    match synced_entries(cfg) {
+        Ok(v) => v.into_iter().map(|e| (e.key(), e)).collect(),
+        Err(e) => {
+            eprintln!("catalogs unreadable ({e:#}); advisories are matched without them");
+            EntryIndex::new()
+        }
+    }
+}
+
+/// What a stored blob is, by each catalog entry it was fetched for.
+fn artifact_subjects(m: &Manifest, entries: &EntryIndex) -> Vec<(String, Subject)> {
+    let mut out = Vec::new();
+    for src in &m.sources {
+        let (Some(cat), Some(id)) = (&src.catalog, &src.entry) else {
+            continue;
+        };
+        let key = format!("{cat}/{id}");
+        let Some(e) = entries.get(&key) else { continue };
+        if out.iter().any(|(k, _)| k == &key) {
+            continue;
+        }
+        let models = e.applies_to.models.join(", ");
+        out.push((
+            key,
+            Subject {
+                vendor: Some(e.vendor.clone()).filter(|v| !v.is_empty()),
+                component: Some(e.component_type.clone()).filter(|c| !c.is_empty()),
+                name: Some(e.name.clone()).filter(|n| !n.is_empty()),
+                model: Some(models).filter(|m| !m.is_empty()),
+                version: e.version.clone(),
+            },
+        ));
+    }
+    out
+}
+
 /// The store's signature record for a scanned package.
 fn package_status(pkg: &automata_fwscan::package::PackageSignature) -> SignatureStatus {
     use automata_fwscan::signed::Verdict;
@@ -801,11 +843,29 @@ async fn scan_stored(
     sha: &str,
     name: &str,
     rules: &RulePack,
+    entries: &EntryIndex,
     ev: &mut FirmwareEvents,
 ) -> Result<Scanned> {
     let bytes = read_blob(store, sha).await?;
-    let report = automata_fwscan::scan(&bytes, name, rules, &Limits::default());
+    let mut report = automata_fwscan::scan(&bytes, name, rules, &Limits::default());
     drop(bytes);
+    // VULN-*: advisories match what the blob's catalog sources say it is.
+    if let Some(m) = store
+        .manifest(sha)
+        .await
+        .with_context(|| format!("reading the manifest of {sha}"))?
+    {
+        for (key, subject) in artifact_subjects(&m, entries) {
+            report
+                .findings
+                .extend(automata_fwscan::advisory::advisory_findings(
+                    &subject,
+                    rules,
+                    automata_fwscan::Source::Blob,
+                    &format!("catalog entry {key}"),
+                ));
+        }
+    }
     let summary = ScanSummary {
         name: name.to_string(),
         max_severity: report.max_severity(),
@@ -1032,6 +1092,7 @@ async fn import(
     out: &Output,
 ) -> Result<()> {
     let store = open_store(cfg)?;
+    let entries = entry_index(cfg);
     let files = files_under(path)?;
     let bar = out.progress(files.len() as u64, "import");
     let mut ev = FirmwareEvents::default();
@@ -1047,7 +1108,7 @@ async fn import(
                 .import_file(f, &Expected::default())
                 .await
                 .with_context(|| format!("importing {}", f.display()))?;
-            scan_stored(&store, &m.sha256, &name, rules, &mut ev).await
+            scan_stored(&store, &m.sha256, &name, rules, &entries, &mut ev).await
         }
         .await;
         match r {
@@ -1297,6 +1358,7 @@ async fn rescan(
     out: &Output,
 ) -> Result<()> {
     let store = open_store(cfg)?;
+    let entries = entry_index(cfg);
     let targets = match one {
         Some(s) => vec![manifest_of(&store, s).await?],
         None => manifests(&store).await?,
@@ -1307,15 +1369,36 @@ async fn rescan(
     for m in &targets {
         let name = blob_name(m);
         bar.set_message(name.clone());
-        let s = scan_stored(&store, &m.sha256, &name, rules, &mut ev).await?;
+        let s = scan_stored(&store, &m.sha256, &name, rules, &entries, &mut ev).await?;
         ev.artifacts.push(artifact_event(&s.manifest, None));
         done.push(s);
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // The fleet's installed firmware against the advisories (VULN-*), on a full rescan.
+    let mut fleet = None;
+    if let (None, Some(api)) = (one, api) {
+        match inventory_advisories(api, rules).await {
+            Ok((records, servers)) => {
+                fleet = Some(json!({
+                    "servers": servers,
+                    "open": records.iter().filter(|r| r.state == "open").count(),
+                    "resolved": records.iter().filter(|r| r.state == "resolved").count(),
+                }));
+                ev.findings.extend(records);
+            }
+            Err(e) => eprintln!("fleet advisories skipped: {e:#}"),
+        }
+    }
     publish(api, ev).await;
     if !out.is_table() {
-        return out.json(&json!({"rescanned": done}));
+        return out.json(&json!({"rescanned": done, "fleet_advisories": fleet}));
+    }
+    if let Some(f) = &fleet {
+        println!(
+            "advisories: {} open and {} resolved finding(s) across {} server(s)",
+            f["open"], f["resolved"], f["servers"]
+        );
     }
     let mut t = table(&["sha256", "name", "worst", "findings", "quarantined"]);
     for s in &done {
@@ -1334,6 +1417,94 @@ async fn rescan(
         rules.version
     );
     Ok(())
+}
+
+/// Matches every server's latest firmware versions (the `firmware` table, BIOS included)
+/// against the pack's advisories: VULN-* findings for what is affected, and `resolved` records
+/// for inventory findings that no longer hold (the server was updated, or the advisory went).
+/// Returns the records and how many servers were evaluated.
+async fn inventory_advisories(
+    api: &ApiClient,
+    rules: &RulePack,
+) -> Result<(Vec<automata_schemas::types::FirmwareFinding>, usize)> {
+    let rows = sql_rows(
+        api,
+        "SELECT f.server_id, f.component_id, f.kind, f.name, f.manufacturer, f.version, \
+         s.model AS server_model FROM (SELECT server_id, component_id, kind, name, manufacturer, \
+         version, row_number() OVER (PARTITION BY server_id, component_id ORDER BY observed_at \
+         DESC) AS rn FROM firmware) f LEFT JOIN servers s ON s.server_id = f.server_id \
+         WHERE f.rn = 1 ORDER BY f.server_id, f.component_id",
+    )
+    .await
+    .context("reading installed firmware (the firmware table)")?;
+    let text = |r: &Value, k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let now = now_ms();
+    let mut open: BTreeMap<(String, String, String), Finding> = BTreeMap::new();
+    let mut servers = BTreeSet::new();
+    for r in &rows {
+        let Some(server) = text(r, "server_id") else {
+            continue;
+        };
+        servers.insert(server.clone());
+        let subject = Subject {
+            vendor: text(r, "manufacturer"),
+            component: text(r, "kind"),
+            name: text(r, "name"),
+            model: text(r, "server_model"),
+            version: text(r, "version").unwrap_or_default(),
+        };
+        let at = format!(
+            "component {}",
+            text(r, "component_id").unwrap_or_else(|| "?".into())
+        );
+        for f in automata_fwscan::advisory::advisory_findings(
+            &subject,
+            rules,
+            automata_fwscan::Source::Inventory,
+            &at,
+        ) {
+            open.insert((server.clone(), f.rule_id.clone(), f.subject.clone()), f);
+        }
+    }
+    let record = |server: &str, f: &Finding| {
+        automata_producers::findings::finding_record(server, TargetKind::Server, f, now)
+    };
+    let mut out: Vec<_> = open.iter().map(|((s, _, _), f)| record(s, f)).collect();
+    // Open inventory findings from earlier evaluations that no longer hold.
+    for prev in live_findings(api, None, None).await.unwrap_or_default() {
+        let (Some(server), Some(rule), Some(subject)) = (
+            text(&prev, "server"),
+            text(&prev, "rule_id"),
+            text(&prev, "subject"),
+        ) else {
+            continue;
+        };
+        if text(&prev, "source").as_deref() != Some("inventory")
+            || open.contains_key(&(server.clone(), rule.clone(), subject.clone()))
+        {
+            continue;
+        }
+        let gone = Finding {
+            rule_id: rule,
+            severity: text(&prev, "severity")
+                .and_then(|s| serde_json::from_value(Value::String(s)).ok())
+                .unwrap_or(Severity::Info),
+            source: automata_fwscan::Source::Inventory,
+            subject,
+            evidence: Default::default(),
+            rule_pack: rules.version.clone(),
+        };
+        let mut rec = record(&server, &gone);
+        rec.state = "resolved".into();
+        out.push(rec);
+    }
+    Ok((out, servers.len()))
 }
 
 async fn findings(
@@ -2035,6 +2206,7 @@ async fn fetch(
         .clone()
         .with_context(|| format!("entry {spec} has no download URL"))?;
     let store = open_store(cfg)?;
+    let entries = entry_index(cfg);
     let downloader = Downloader::new(store.clone(), DownloadConfig::default())
         .context("building the downloader")?;
     let bar = out.progress(1, &format!("fetch {spec}"));
@@ -2055,7 +2227,7 @@ async fn fetch(
     bar.set_message("scan");
     let mut ev = FirmwareEvents::default();
     let name = url.rsplit('/').next().unwrap_or(spec).to_string();
-    let s = scan_stored(&store, &manifest.sha256, &name, rules, &mut ev).await?;
+    let s = scan_stored(&store, &manifest.sha256, &name, rules, &entries, &mut ev).await?;
     bar.finish_and_clear();
     ev.artifacts.push(artifact_event(&s.manifest, Some(entry)));
     publish(api, ev).await;

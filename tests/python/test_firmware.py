@@ -273,6 +273,36 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
                                    "WHERE array_has(open_findings, 'SB-KEK-001')")["rows"]
         assert ids <= {r["server_id"] for r in rows}, rows
 
+        # Advisories against installed firmware (VULN-<id>, source inventory): the mockup's BIOS
+        # "P79 v1.45 (12/06/2017)" is in the range fixed by P79 v1.46; a rescan with a pack that
+        # no longer lists the advisory resolves the findings.
+        pack = tmp_path / "advisories.json"
+        pack.write_text(json.dumps({"version": "test-advisories", "advisories": [{
+            "id": "TEST-2026-0001", "title": "Contoso 3500 BIOS test advisory",
+            "severity": "critical", "component": "bios", "models": ["3500"],
+            "ranges": [{"fixed": "P79 v1.46"}]}]}))
+        rescan = ma_json(env, "firmware", "rescan", "--all", "--rules", str(pack))
+        assert rescan["fleet_advisories"]["open"] >= len(ids), rescan
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            got = ma_json(env, "firmware", "findings", "--rule", "VULN-TEST-2026-0001")["servers"]
+            if ids <= {r["server"] for r in got}:
+                break
+            time.sleep(1)
+        assert ids <= {r["server"] for r in got}, (got, rescan)
+        assert all(r["source"] == "inventory" and r["severity"] == "critical" for r in got), got
+        assert all("fixed in P79 v1.46" in r["subject"] for r in got), got
+        pack.write_text(json.dumps({"version": "test-advisories-2", "advisories": []}))
+        rescan = ma_json(env, "firmware", "rescan", "--all", "--rules", str(pack))
+        assert rescan["fleet_advisories"]["resolved"] >= len(ids), rescan
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            got = ma_json(env, "firmware", "findings", "--rule", "VULN-TEST-2026-0001")["servers"]
+            if not (ids & {r["server"] for r in got}):
+                break
+            time.sleep(1)
+        assert not (ids & {r["server"] for r in got}), got
+
         # Catalog matching: a generic catalog served over HTTP lists a newer BIOS for this model
         # (the built-in mockup is a Contoso 3500 on BIOS "P79 v1.45 (12/06/2017)").
         import functools
@@ -499,3 +529,15 @@ def test_fwupd_installs_fakedevice124_from_our_remote(env, embedded_service, tmp
     p = fwupdtool(fenv, "refresh", "--force")
     assert p.returncode != 0, p.stdout + p.stderr
     assert "signature" in (p.stdout + p.stderr), p.stdout + p.stderr
+
+    # An advisory by vendor, component and version range (VULN-<id>) finds the stored 1.2.3
+    # cab through its catalog entry, and not the fixed 1.2.4.
+    pack = tmp_path / "advisories.json"
+    pack.write_text(json.dumps({"version": "test-advisories", "advisories": [{
+        "id": "TEST-2026-0124", "title": "ACME webcam test advisory", "severity": "high",
+        "vendor": "acme", "component": "webcam",
+        "ranges": [{"introduced": "1.2.0", "fixed": "1.2.4"}]}]}))
+    ma(env, "firmware", "rescan", "--all", "--rules", str(pack))
+    hits = ma_json(env, "firmware", "findings", "--rule", "VULN-TEST-2026-0124")["findings"]
+    assert [h["sha256"] for h in hits] == [cabs["123"]], hits
+    assert "fixed in 1.2.4" in hits[0]["finding"]["subject"], hits

@@ -3,6 +3,7 @@
 //! variable stores and their Secure Boot signature lists, and the rules that turn them into
 //! findings with evidence. Nothing read from a blob may panic: every length is checked.
 
+pub mod advisory;
 pub mod archive;
 pub mod authenticode;
 pub mod bench;

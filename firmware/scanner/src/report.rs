@@ -37,6 +37,7 @@ impl Source {
             Source::Blob => "blob",
             Source::Redfish => "redfish",
             Source::Efivars => "efivars",
+            Source::Inventory => "inventory",
         }
     }
 }
@@ -51,6 +52,8 @@ pub enum Source {
     Redfish,
     /// The in-band agent's `/sys/firmware/efi/efivars`.
     Efivars,
+    /// A server's installed firmware versions from the inventory (VULN-* advisories).
+    Inventory,
 }
 
 /// The facts behind a finding; every field optional because sources differ in what they know.

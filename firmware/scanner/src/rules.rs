@@ -139,6 +139,9 @@ pub struct RulePack {
     /// names its own.
     #[serde(default = "crate::keys::builtin_leaked_keys")]
     pub leaked_keys: Vec<crate::keys::LeakedKey>,
+    /// Version-range advisories (VULN-<id>), for artifacts and installed firmware alike.
+    #[serde(default)]
+    pub advisories: Vec<crate::advisory::Advisory>,
 }
 
 fn default_expiry_days() -> u32 {
@@ -226,6 +229,7 @@ impl RulePack {
             authenticode_roots: Vec::new(),
             package_roots: Vec::new(),
             leaked_keys: Vec::new(),
+            advisories: Vec::new(),
         }
     }
 
@@ -251,6 +255,18 @@ impl RulePack {
                     });
                 };
                 *p = hex::encode(bytes);
+            }
+        }
+        for a in &pack.advisories {
+            let ok_id = !a.id.is_empty()
+                && a.id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok_id || a.ranges.is_empty() {
+                return Err(RulePackError::BadValue {
+                    what: "advisory (an id of letters, digits, '-', '_', '.' and at least one range)",
+                    value: a.id.clone(),
+                });
             }
         }
         for (what, roots) in [
