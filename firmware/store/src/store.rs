@@ -75,6 +75,8 @@ pub(crate) struct Staged {
     pub(crate) path: Path,
     pub(crate) size: u64,
     pub(crate) hashes: Hashes,
+    /// Already fsynced by whoever staged it (the local path); the commit need not do it again.
+    pub(crate) synced: bool,
 }
 
 /// The content-addressed firmware store over `object_store` (local disk or S3).
@@ -210,9 +212,8 @@ impl FirmwareStore {
         expected: &Expected,
     ) -> Result<Manifest, StoreError> {
         let path = path.as_ref();
-        let stream = read_file_stream(path.to_path_buf())?;
         let staged = self
-            .stage_stream(stream, MultiHasher::for_expected(expected), None)
+            .stage_file(path, MultiHasher::for_expected(expected), None)
             .await?;
         let source = Source {
             kind: SourceKind::Import,
@@ -226,6 +227,36 @@ impl FirmwareStore {
             etag: None,
         };
         self.commit(staged, source).await
+    }
+
+    /// Copies a local file into `staging/<uuid>` while hashing it: on local disk with
+    /// [`crate::local::stage_reader`] (plain `read`/`write`, fsynced), elsewhere through
+    /// [`FirmwareStore::stage_stream`].
+    pub(crate) async fn stage_file(
+        &self,
+        file: &FsPath,
+        hasher: MultiHasher,
+        cap: Option<u64>,
+    ) -> Result<Staged, StoreError> {
+        let Some(root) = self.inner.local_root.clone() else {
+            let stream = read_file_stream(file.to_path_buf())?;
+            return self.stage_stream(stream, hasher, cap).await;
+        };
+        let name = file.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut src =
+                std::fs::File::open(&name).map_err(|e| StoreError::io(name.display(), e))?;
+            crate::local::advise_sequential(&src);
+            let staged = crate::local::stage_reader(&root, &mut src, &name, hasher, cap)?;
+            Ok(Staged {
+                path: staged.path,
+                size: staged.size,
+                hashes: staged.hashes,
+                synced: true,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("staging task: {e}")))?
     }
 
     /// Streams `input` into `staging/<uuid>` while hashing it on a separate thread.
@@ -270,7 +301,12 @@ impl FirmwareStore {
                 return Err(StoreError::Internal(format!("hash task: {e}")));
             }
         };
-        Ok(Staged { path, size, hashes })
+        Ok(Staged {
+            path,
+            size,
+            hashes,
+            synced: false,
+        })
     }
 
     /// Moves an already hashed local file (a finished `.part`) into staging: a rename on local disk, an upload otherwise.
@@ -286,18 +322,19 @@ impl FirmwareStore {
             let target = root.join(path.as_ref());
             match tokio::fs::rename(file, &target).await {
                 Ok(()) => {
+                    // The downloader fsynced the `.part` before handing it over.
                     return Ok(Staged {
                         path,
                         size,
                         hashes: hashes.clone(),
+                        synced: true,
                     });
                 }
                 Err(e) => tracing::debug!(error = %e, "rename into staging failed; copying"),
             }
         }
-        let stream = read_file_stream(file.to_path_buf())?;
         let staged = self
-            .stage_stream(stream, MultiHasher::for_expected(expected), None)
+            .stage_file(file, MultiHasher::for_expected(expected), None)
             .await?;
         if staged.hashes.sha256 != hashes.sha256 {
             let _ = self.inner.os.delete(&staged.path).await;
@@ -327,7 +364,9 @@ impl FirmwareStore {
         let sha = staged.hashes.sha256.clone();
         let blob = blob_path(&sha);
         let linked = async {
-            if let Some(root) = &self.inner.local_root {
+            if let Some(root) = &self.inner.local_root
+                && !staged.synced
+            {
                 fsync(root.join(staged.path.as_ref()), false).await?;
             }
             let opts = CopyOptions::new().with_mode(CopyMode::Create);

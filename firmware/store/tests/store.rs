@@ -334,3 +334,88 @@ async fn gc_removes_only_old_blobs_without_a_manifest() {
         "a blob with a manifest stays"
     );
 }
+
+/// Several writers of the same multi-chunk blob through the local staging path at once: one
+/// blob under `blobs/` with the right bytes, every writer succeeds, no staging left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_of_a_large_blob() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = tempfile::tempdir().expect("tempdir");
+    // Several staging chunks and a ragged tail.
+    let data: Vec<u8> = (0..(9 << 20) + 123).map(|i| (i % 253) as u8).collect();
+    let path = src.path().join("big.bin");
+    std::fs::write(&path, &data).expect("write");
+    let store = FirmwareStore::local(dir.path()).expect("store");
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (s, p) = (store.clone(), path.clone());
+            tokio::spawn(async move { s.import_file(&p, &Expected::default()).await })
+        })
+        .collect();
+    let sha = sha256_hex(&data);
+    for w in writers {
+        let m = w.await.expect("join").expect("import");
+        assert_eq!(m.sha256, sha);
+        assert_eq!(m.size, data.len() as u64);
+    }
+    let blobs = files_under(&dir.path().join("blobs"));
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    let stored = std::fs::read(dir.path().join("blobs").join(&blobs[0])).expect("read");
+    assert!(stored == data, "stored bytes differ");
+    assert!(files_under(&dir.path().join("staging")).is_empty());
+    let m = store.manifest(&sha).await.expect("read").expect("manifest");
+    assert_eq!(m.sources.len(), 1, "one origin, recorded once");
+}
+
+/// A writer that died mid-ingest leaves bytes in `staging/` only: nothing under `blobs/`, no
+/// manifest, and `clean_staging` removes them.
+#[tokio::test]
+async fn abandoned_staging_is_invisible_and_cleaned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FirmwareStore::local(dir.path()).expect("store");
+    let data = blob();
+    let half = &data[..data.len() / 2];
+    std::fs::write(
+        dir.path()
+            .join("staging/0b7c4b8e-1f6a-4b8e-9f57-2d8c2f1f0e11"),
+        half,
+    )
+    .expect("write");
+    assert!(files_under(&dir.path().join("blobs")).is_empty());
+    assert!(store.list().await.expect("list").is_empty());
+    assert!(!store.has_blob(&sha256_hex(half)).await.expect("head"));
+    assert!(!store.has_blob(&sha256_hex(&data)).await.expect("head"));
+    // A later import of the whole file is unaffected, and leaves its own staging clean.
+    let src = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(src.path(), &data).expect("write");
+    let m = store
+        .import_file(src.path(), &Expected::default())
+        .await
+        .expect("import");
+    assert_eq!(m.sha256, sha256_hex(&data));
+    assert_eq!(files_under(&dir.path().join("staging")).len(), 1);
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(store.clean_staging(soon).await.expect("clean"), 1);
+    assert!(files_under(&dir.path().join("staging")).is_empty());
+    assert_eq!(files_under(&dir.path().join("blobs")).len(), 1);
+}
+
+/// An import of a file that cannot be read fails without leaving anything behind.
+#[tokio::test]
+async fn unreadable_import_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FirmwareStore::local(dir.path()).expect("store");
+    let err = store
+        .import_file(dir.path().join("missing.bin"), &Expected::default())
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    // A directory opens but does not read.
+    let err = store
+        .import_file(dir.path(), &Expected::default())
+        .await
+        .expect_err("a directory");
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    assert!(files_under(&dir.path().join("blobs")).is_empty());
+    assert!(files_under(&dir.path().join("staging")).is_empty());
+}
