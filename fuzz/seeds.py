@@ -290,7 +290,7 @@ def jcat(items):
 
 
 def main(out):
-    seeds = {t: {} for t in ["catalog", "jcat", "archive", "capsule", "fv", "vss", "esl", "pe", "scan", "tiano"]}
+    seeds = {t: {} for t in ["catalog", "jcat", "archive", "capsule", "fv", "vss", "esl", "pe", "scan", "tiano", "pkcs7"]}
     fix = lambda name: read(os.path.join(CATALOG_FIXTURES, name))  # noqa: E731
 
     cat = seeds["catalog"]
@@ -337,6 +337,15 @@ def main(out):
     b = read(os.path.join(FWUPD_TESTS, "fakedevice124.jcat"))
     if b is not None:
         seeds["jcat"]["fakedevice124.jcat"] = b
+        # Its PKCS#7 blobs (PEM) for the detached-signature verifier.
+        raw = b
+        while raw[:2] == b"\x1f\x8b":
+            raw = zlib.decompressobj(31).decompress(raw)
+        for item in json.loads(raw).get("Items", []):
+            for i, blob in enumerate(item.get("Blobs", [])):
+                if blob.get("Kind") == 3:
+                    seeds["pkcs7"][f"{item['Id']}-{i}.pem"] = blob["Data"].encode()
+    seeds["pkcs7"]["tiny.pem"] = b"-----BEGIN PKCS7-----\nMAMCAQE=\n-----END PKCS7-----\n"
 
     arc = seeds["archive"]
     members = [("firmware/a.bin", b"\x00\x01" * 200), ("b.txt", b"hello\n"), ("dir/", b"")]

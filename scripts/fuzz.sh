@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the firmware parsers briefly: the cargo-fuzz targets in fuzz/ (catalog, jcat, archive,
-# capsule, fv, vss, esl, pe, scan), each for FUZZ_SECONDS, from seeds fuzz/seeds.py writes.
+# capsule, fv, vss, esl, pe, tiano, pkcs7, scan), each for FUZZ_SECONDS, from seeds fuzz/seeds.py writes.
 #
 #   scripts/fuzz.sh                         every target, 15 s each (what CI runs)
 #   scripts/fuzz.sh fv pe                   only these targets
@@ -26,7 +26,7 @@ LOGS=$TARGET_DIR/logs
 # The caller's CARGO_TARGET_DIR (scripts/test.sh sets the busy main one) must not be used.
 export CARGO_TARGET_DIR=$TARGET_DIR
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
-ALL=(catalog jcat archive capsule fv vss esl pe tiano scan)
+ALL=(catalog jcat archive capsule fv vss esl pe tiano pkcs7 scan)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 step() { echo; echo "==> $*"; }
 
