@@ -275,6 +275,7 @@ pub async fn run(
         .await?
         .context("the benchmark table was not written")?;
     let ctx = SessionContext::new_with_config(automata_query::sql::session_config());
+    automata_query::sql::functions::register(&ctx);
     table.update_datafusion_session(&ctx.state())?;
     ctx.register_table(
         "raw_telemetry",

@@ -173,6 +173,7 @@ impl SqlEngine {
             .build_arc()
             .map_err(|e| SqlError::Unavailable(e.to_string()))?;
         let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+        super::functions::register(&ctx);
         if let Some(catalog) = ctx.catalog("datafusion") {
             catalog
                 .register_schema("raw", Arc::new(MemorySchemaProvider::new()))
