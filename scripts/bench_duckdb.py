@@ -1,7 +1,7 @@
 """DuckDB side of `metal-automata bench query`: times the same queries on the same Parquet files.
 
-Reads {"files": [...], "view": "<SELECT ... FROM raw_telemetry>", "queries": [...]} on stdin and
-prints the best of three runs of each query, in ms, as a JSON list.
+Reads {"files": [...], "view": "<SELECT ... FROM raw_telemetry>", "queries": [...], "runs": n} on
+stdin and prints the best of n runs (three when not given) of each query, in ms, as a JSON list.
 """
 
 import json
@@ -20,7 +20,7 @@ con.execute("CREATE VIEW telemetry AS " + spec["view"])
 out = []
 for q in spec["queries"]:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(spec.get("runs", 3)):
         t = time.perf_counter()
         con.execute(q).fetchall()
         best = min(best, (time.perf_counter() - t) * 1000.0)
