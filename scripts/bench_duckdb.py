@@ -13,6 +13,9 @@ import duckdb
 spec = json.load(sys.stdin)
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
+# No progress bar: it prints to stdout when a query runs past two seconds (large fleets, a busy
+# machine), in front of the JSON answer.
+con.execute("SET enable_progress_bar = false")
 # A view cannot take a prepared parameter: the file list goes in as SQL string literals.
 files = ", ".join("'" + f.replace("'", "''") + "'" for f in spec["files"])
 con.execute(f"CREATE VIEW raw_telemetry AS SELECT * FROM read_parquet([{files}], hive_partitioning = true)")

@@ -319,7 +319,12 @@ pub async fn run(
             "runs": RUNS,
         });
         let out = run_python(&python, &input).await?;
-        let times: Vec<f64> = serde_json::from_slice(&out).context("DuckDB timings")?;
+        let times: Vec<f64> = serde_json::from_slice(&out).with_context(|| {
+            format!(
+                "DuckDB timings from {:?}",
+                String::from_utf8_lossy(&out[..out.len().min(200)])
+            )
+        })?;
         for (q, ms) in queries.iter_mut().zip(times) {
             q.duckdb_ms = Some(ms);
             q.ratio = Some(q.datafusion_ms / ms.max(0.001));
