@@ -37,9 +37,9 @@ pub struct QueryTiming {
     pub name: String,
     /// The SQL.
     pub sql: String,
-    /// Best of three runs in DataFusion, ms.
+    /// Best of [`RUNS`] runs in DataFusion, ms.
     pub datafusion_ms: f64,
-    /// Best of three runs in DuckDB, ms (none when DuckDB is not available).
+    /// Best of [`RUNS`] runs in DuckDB, ms (none when DuckDB is not available).
     pub duckdb_ms: Option<f64>,
     /// DataFusion time / DuckDB time.
     pub ratio: Option<f64>,
@@ -68,6 +68,10 @@ pub struct QueryBenchResult {
     /// The queries.
     pub queries: Vec<QueryTiming>,
 }
+
+/// Runs of each query in each engine, the best kept: five, so that a busy machine (other
+/// processes on a small box) rarely spoils every run of one engine and none of the other.
+const RUNS: usize = 5;
 
 /// Records handed to the writer at a time, as a sink batch from the log would be.
 const CHUNK: usize = 100_000;
@@ -275,6 +279,7 @@ pub async fn run(
         .await?
         .context("the benchmark table was not written")?;
     let ctx = SessionContext::new_with_config(automata_query::sql::session_config());
+    automata_query::sql::functions::register(&ctx);
     table.update_datafusion_session(&ctx.state())?;
     ctx.register_table(
         "raw_telemetry",
@@ -285,7 +290,7 @@ pub async fn run(
     for (name, sql) in QUERIES {
         let mut best = f64::MAX;
         let mut rows = 0;
-        for _ in 0..3 {
+        for _ in 0..RUNS {
             let t = Instant::now();
             let batches = ctx.sql(sql).await?.collect().await?;
             best = best.min(t.elapsed().as_secs_f64() * 1000.0);
@@ -311,9 +316,15 @@ pub async fn run(
             "files": files,
             "view": VIEW,
             "queries": QUERIES.iter().map(|(_, q)| q).collect::<Vec<_>>(),
+            "runs": RUNS,
         });
         let out = run_python(&python, &input).await?;
-        let times: Vec<f64> = serde_json::from_slice(&out).context("DuckDB timings")?;
+        let times: Vec<f64> = serde_json::from_slice(&out).with_context(|| {
+            format!(
+                "DuckDB timings from {:?}",
+                String::from_utf8_lossy(&out[..out.len().min(200)])
+            )
+        })?;
         for (q, ms) in queries.iter_mut().zip(times) {
             q.duckdb_ms = Some(ms);
             q.ratio = Some(q.datafusion_ms / ms.max(0.001));

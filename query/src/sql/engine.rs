@@ -18,15 +18,18 @@ use automata_log::{MessageLog, ReadRange};
 use automata_schemas::SchemaIds;
 use automata_schemas::catalog::topic;
 use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::MemorySchemaProvider;
+use deltalake::datafusion::common::Column;
 use deltalake::datafusion::common::config::Dialect;
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use deltalake::datafusion::logical_expr::{Expr, cast};
+use deltalake::datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -107,6 +110,29 @@ pub fn session_config() -> SessionConfig {
     config
 }
 
+/// `df` with its string and binary view columns as plain strings and binaries.
+///
+/// History string columns are scanned as views (see [`automata_history::scan`]); answers keep
+/// the plain types that JSON, CSV, Parquet and Arrow IPC clients have always received.
+fn without_views(df: DataFrame) -> Result<DataFrame, DataFusionError> {
+    let mut changed = false;
+    let exprs: Vec<Expr> = df
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let c = Expr::Column(Column::from((q, f)));
+            let to = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                _ => return c,
+            };
+            changed = true;
+            cast(c, to).alias_qualified(q.cloned(), f.name())
+        })
+        .collect();
+    if changed { df.select(exprs) } else { Ok(df) }
+}
+
 /// Runs SQL over fleet history.
 pub struct SqlEngine {
     log: MessageLog,
@@ -147,6 +173,7 @@ impl SqlEngine {
             .build_arc()
             .map_err(|e| SqlError::Unavailable(e.to_string()))?;
         let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+        super::functions::register(&ctx);
         if let Some(catalog) = ctx.catalog("datafusion") {
             catalog
                 .register_schema("raw", Arc::new(MemorySchemaProvider::new()))
@@ -275,7 +302,7 @@ impl SqlEngine {
     }
 
     /// Plans `sql` in a session holding the tables it names.
-    async fn plan(&self, sql: &str) -> Result<deltalake::datafusion::prelude::DataFrame, SqlError> {
+    async fn plan(&self, sql: &str) -> Result<DataFrame, SqlError> {
         let limit = self.config.memory_limit_mb;
         let ctx = self.session()?;
         let topics = self.topics_of(&ctx, sql)?;
@@ -296,6 +323,7 @@ impl SqlEngine {
             .with_allow_statements(false);
         ctx.sql_with_options(sql, options)
             .await
+            .and_then(without_views)
             .map_err(|e| SqlError::from_datafusion(e, limit))
     }
 

@@ -1,6 +1,7 @@
 //! SQL over fleet history: the engine, the operator tables and `POST /api/v1/sql`.
 
 pub mod engine;
+pub mod functions;
 pub mod views;
 
 use std::sync::Arc;
