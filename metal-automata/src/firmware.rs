@@ -1437,13 +1437,7 @@ async fn inventory_advisories(
     )
     .await
     .context("reading installed firmware (the firmware table)")?;
-    let text = |r: &Value, k: &str| {
-        r.get(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = row_text;
     let now = now_ms();
     let mut open: BTreeMap<(String, String, String), Finding> = BTreeMap::new();
     let mut servers = BTreeSet::new();
@@ -1619,6 +1613,15 @@ async fn live_findings(
         .context("querying firmware_findings")
 }
 
+/// A non-empty, trimmed text column of an SQL API row.
+fn row_text(r: &Value, k: &str) -> Option<String> {
+    r.get(k)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// `s` as an SQL string literal.
 fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -1698,13 +1701,7 @@ async fn evaluate_updates(
     let rows = sql_rows(api, &query)
         .await
         .context("reading the inventory (components)")?;
-    let text = |r: &Value, k: &str| {
-        r.get(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = row_text;
     let mut matches = Vec::new();
     for r in &rows {
         let installed = automata_fwcatalog::InstalledComponent {
