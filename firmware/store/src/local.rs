@@ -59,9 +59,54 @@ pub(crate) fn stage_reader(
     hasher: MultiHasher,
     cap: Option<u64>,
 ) -> Result<LocalStaged, StoreError> {
+    let (path, file_path, mut file) = create_staging(root)?;
+    let copied = copy_hashing(src, src_name, &mut file, &file_path, hasher, cap);
+    finish_staging(path, &file_path, file, copied)
+}
+
+/// Copies the local file `src_name` into `root/staging/<uuid>` while hashing it; blocking.
+///
+/// The kernel copies (`copy_file_range`: no user-space copy, and a reflink where the file system
+/// has them) on a second thread while this one reads the file again and hashes it: the import
+/// costs what `openssl dgst -sha256` of the file costs, the copy running beside it. Where the
+/// kernel cannot copy between the two (another file system, an old kernel) it is
+/// [`stage_reader`]. Same guarantees: fsynced, removed on any error, `cap` enforced, and a file
+/// that changes size while it is imported is refused.
+pub(crate) fn stage_file(
+    root: &FsPath,
+    src_name: &FsPath,
+    hasher: MultiHasher,
+    cap: Option<u64>,
+) -> Result<LocalStaged, StoreError> {
+    let open = || File::open(src_name).map_err(|e| StoreError::io(src_name.display(), e));
+    let mut src = open()?;
+    advise_sequential(&src);
+    let (path, file_path, mut file) = create_staging(root)?;
+    match kernel_copy::first_window(&open()?, &file) {
+        Ok(Some(first)) => {
+            let copied = kernel_copy::copy_hashing(
+                &mut src, src_name, first, &mut file, &file_path, hasher, cap,
+            );
+            finish_staging(path, &file_path, file, copied)
+        }
+        Ok(None) => {
+            drop(file);
+            let _ = std::fs::remove_file(&file_path);
+            stage_reader(root, &mut src, src_name, hasher, cap)
+        }
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(&file_path);
+            Err(StoreError::io(file_path.display(), e))
+        }
+    }
+}
+
+/// A new `staging/<uuid>` file (the directory made again if a clean-up removed it).
+fn create_staging(root: &FsPath) -> Result<(Path, std::path::PathBuf, File), StoreError> {
     let path = staging_path(Uuid::new_v4());
     let file_path = root.join(path.as_ref());
-    let mut file = match create_new(&file_path) {
+    let file = match create_new(&file_path) {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             // Someone removed `staging/` (a hand clean-up): make it again.
             if let Some(dir) = file_path.parent() {
@@ -72,7 +117,17 @@ pub(crate) fn stage_reader(
         r => r,
     }
     .map_err(|e| StoreError::io(file_path.display(), e))?;
-    let copied = copy_hashing(src, src_name, &mut file, &file_path, hasher, cap).and_then(|r| {
+    Ok((path, file_path, file))
+}
+
+/// Fsyncs a staged file after a successful copy; removes it after a failed one.
+fn finish_staging(
+    path: Path,
+    file_path: &FsPath,
+    file: File,
+    copied: Result<(u64, Hashes), StoreError>,
+) -> Result<LocalStaged, StoreError> {
+    let copied = copied.and_then(|r| {
         file.sync_all()
             .map_err(|e| StoreError::io(file_path.display(), e))?;
         Ok(r)
@@ -81,7 +136,7 @@ pub(crate) fn stage_reader(
     match copied {
         Ok((size, hashes)) => Ok(LocalStaged { path, size, hashes }),
         Err(e) => {
-            let _ = std::fs::remove_file(&file_path);
+            let _ = std::fs::remove_file(file_path);
             Err(e)
         }
     }
@@ -217,6 +272,158 @@ pub(crate) fn advise_sequential(file: &File) {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn advise_sequential(_file: &File) {}
 
+/// The in-kernel copy beside the hashing read.
+#[cfg(target_os = "linux")]
+mod kernel_copy {
+    use std::fs::File;
+    use std::io::Read;
+    use std::path::Path as FsPath;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use nix::errno::Errno;
+
+    use super::{CHUNK, WRITEBACK_WINDOW, read_full, start_writeback};
+    use crate::error::StoreError;
+    use crate::hash::{Hashes, MultiHasher};
+
+    /// The copy's source (its own descriptor, so its offset is its own) and what the first
+    /// window moved.
+    pub(super) struct First {
+        src: File,
+        copied: u64,
+    }
+
+    /// Copies the first window; `None` when the kernel cannot copy between these two files
+    /// (then nothing was written and the caller copies through user space).
+    pub(super) fn first_window(src: &File, dst: &File) -> std::io::Result<Option<First>> {
+        match window(src, dst) {
+            Ok(copied) => Ok(Some(First {
+                src: src.try_clone()?,
+                copied,
+            })),
+            Err(Errno::EXDEV | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EINVAL) => Ok(None),
+            Err(e) => Err(std::io::Error::from(e)),
+        }
+    }
+
+    /// Up to one writeback window, copied in the kernel at both files' offsets.
+    fn window(src: &File, dst: &File) -> nix::Result<u64> {
+        let mut done = 0u64;
+        while done < WRITEBACK_WINDOW {
+            let want = usize::try_from(WRITEBACK_WINDOW - done).unwrap_or(usize::MAX);
+            match nix::fcntl::copy_file_range(src, None, dst, None, want) {
+                Ok(0) => break,
+                Ok(n) => done += n as u64,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// This thread reads `src` and hashes; a scoped thread copies the rest in the kernel.
+    pub(super) fn copy_hashing(
+        src: &mut File,
+        src_name: &FsPath,
+        first: First,
+        dst: &mut File,
+        dst_name: &FsPath,
+        mut hasher: MultiHasher,
+        cap: Option<u64>,
+    ) -> Result<(u64, Hashes), StoreError> {
+        let stop = AtomicBool::new(false);
+        let dst_ref: &File = dst;
+        std::thread::scope(|s| {
+            let copier = s.spawn(|| -> Result<u64, StoreError> {
+                let mut copied = first.copied;
+                let mut kicked = 0u64;
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(copied);
+                    }
+                    let n = window(&first.src, dst_ref)
+                        .map_err(|e| StoreError::io(dst_name.display(), e.into()))?;
+                    if n == 0 {
+                        return Ok(copied);
+                    }
+                    copied += n;
+                    start_writeback(dst_ref, kicked, copied - kicked);
+                    kicked = copied;
+                }
+            });
+            let hashed = hash_all(src, src_name, &mut hasher, cap);
+            if hashed.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let copied = copier
+                .join()
+                .map_err(|_| StoreError::Internal("copy thread panicked".into()))?;
+            let (hashed, copied) = (hashed?, copied?);
+            if hashed != copied {
+                return Err(StoreError::io(
+                    src_name.display(),
+                    std::io::Error::other(format!(
+                        "the file changed while it was imported ({hashed} bytes hashed, \
+                         {copied} copied)"
+                    )),
+                ));
+            }
+            Ok((hashed, hasher.finish()))
+        })
+    }
+
+    /// Reads `src` to its end into the hasher; the bytes read.
+    fn hash_all(
+        src: &mut dyn Read,
+        src_name: &FsPath,
+        hasher: &mut MultiHasher,
+        cap: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = read_full(src, &mut buf).map_err(|e| StoreError::io(src_name.display(), e))?;
+            if n == 0 {
+                return Ok(size);
+            }
+            size += n as u64;
+            if let Some(cap) = cap
+                && size > cap
+            {
+                return Err(StoreError::TooLarge { cap });
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+}
+
+/// Off Linux there is no in-kernel copy: every file goes through [`stage_reader`].
+#[cfg(not(target_os = "linux"))]
+mod kernel_copy {
+    use std::fs::File;
+
+    /// Never: the caller copies through user space.
+    pub(super) fn first_window(_src: &File, _dst: &File) -> std::io::Result<Option<First>> {
+        Ok(None)
+    }
+
+    /// Nothing is ever copied here.
+    pub(super) enum First {}
+
+    /// Unreachable: [`first_window`] never gives a [`First`].
+    pub(super) fn copy_hashing(
+        _src: &mut File,
+        _src_name: &std::path::Path,
+        first: First,
+        _dst: &mut File,
+        _dst_name: &std::path::Path,
+        _hasher: crate::hash::MultiHasher,
+        _cap: Option<u64>,
+    ) -> Result<(u64, crate::hash::Hashes), crate::error::StoreError> {
+        match first {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +464,52 @@ mod tests {
             let on_disk = std::fs::read(dir.path().join(staged.path.as_ref())).expect("read");
             assert!(on_disk == data, "staged bytes differ for len {len}");
         }
+    }
+
+    #[test]
+    fn a_local_file_is_copied_by_the_kernel_and_hashed_across_windows() {
+        use sha2::{Digest, Sha256};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let window = WRITEBACK_WINDOW as usize;
+        for len in [0, 1, CHUNK + 1, window, window * 2 + 7] {
+            let data = pattern(len);
+            let input = dir.path().join(format!("input-{len}"));
+            std::fs::write(&input, &data).expect("write");
+            let staged = stage_file(
+                dir.path(),
+                &input,
+                MultiHasher::for_expected(&Expected::default()),
+                None,
+            )
+            .expect("staged");
+            assert_eq!(staged.size, len as u64);
+            assert_eq!(staged.hashes.sha256, hex::encode(Sha256::digest(&data)));
+            let on_disk = std::fs::read(dir.path().join(staged.path.as_ref())).expect("read");
+            assert!(on_disk == data, "staged bytes differ for len {len}");
+        }
+        // Over the cap: refused, and nothing is left in staging.
+        let input = dir.path().join("big");
+        std::fs::write(&input, pattern(window * 2)).expect("write");
+        let before = staged_files(dir.path()).len();
+        let err = stage_file(
+            dir.path(),
+            &input,
+            MultiHasher::for_expected(&Expected::default()),
+            Some(window as u64),
+        )
+        .expect_err("over the cap");
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert_eq!(staged_files(dir.path()).len(), before);
+        // A missing file is a clear error, and nothing is staged.
+        let err = stage_file(
+            dir.path(),
+            &dir.path().join("absent"),
+            MultiHasher::for_expected(&Expected::default()),
+            None,
+        )
+        .expect_err("absent");
+        assert!(err.to_string().contains("absent"), "{err}");
+        assert_eq!(staged_files(dir.path()).len(), before);
     }
 
     #[test]

@@ -244,10 +244,7 @@ impl FirmwareStore {
         };
         let name = file.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let mut src =
-                std::fs::File::open(&name).map_err(|e| StoreError::io(name.display(), e))?;
-            crate::local::advise_sequential(&src);
-            let staged = crate::local::stage_reader(&root, &mut src, &name, hasher, cap)?;
+            let staged = crate::local::stage_file(&root, &name, hasher, cap)?;
             Ok(Staged {
                 path: staged.path,
                 size: staged.size,
