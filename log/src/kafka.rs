@@ -662,8 +662,12 @@ impl KafkaTxProducer {
                         Err((e, _)) => return Err(kerr(e)),
                     }
                 }
-                p.send_offsets_to_transaction(&tpl, &cgm, TX_TIMEOUT)
-                    .map_err(kerr)?;
+                // A commit of outputs alone (a processor's reaction to a global table) has no
+                // input offsets to move.
+                if tpl.count() > 0 {
+                    p.send_offsets_to_transaction(&tpl, &cgm, TX_TIMEOUT)
+                        .map_err(kerr)?;
+                }
                 p.commit_transaction(TX_TIMEOUT).map_err(kerr)
             })();
             if let Err(e) = run {

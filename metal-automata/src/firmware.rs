@@ -17,7 +17,7 @@ use automata_fwstore::{
 use automata_query::firmware::FirmwareEvents;
 use automata_schemas::types::{
     ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareScanResult,
-    FirmwareUpdateComponent, FirmwareUpdateStatus, ScanFinding, ScanVerdict,
+    ScanFinding, ScanVerdict,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -1471,7 +1471,8 @@ async fn inventory_advisories(
     };
     let mut out: Vec<_> = open.iter().map(|((s, _, _), f)| record(s, f)).collect();
     // Open inventory findings from earlier evaluations that no longer hold.
-    for prev in live_findings(api, None, None).await.unwrap_or_default() {
+    let earlier = live_findings(api, None, None, Some("inventory")).await;
+    for prev in earlier.unwrap_or_default() {
         let (Some(server), Some(rule), Some(subject)) = (
             text(&prev, "server"),
             text(&prev, "rule_id"),
@@ -1479,9 +1480,7 @@ async fn inventory_advisories(
         ) else {
             continue;
         };
-        if text(&prev, "source").as_deref() != Some("inventory")
-            || open.contains_key(&(server.clone(), rule.clone(), subject.clone()))
-        {
+        if open.contains_key(&(server.clone(), rule.clone(), subject.clone())) {
             continue;
         }
         let gone = Finding {
@@ -1522,7 +1521,7 @@ async fn findings(
         }
     }
     let live = match api {
-        Some(api) => live_findings(api, rule, server).await,
+        Some(api) => live_findings(api, rule, server, None).await,
         None => Err(anyhow::anyhow!("no service configured")),
     };
     let live = match (live, server) {
@@ -1590,8 +1589,12 @@ async fn live_findings(
     api: &ApiClient,
     rule: Option<&str>,
     server: Option<&str>,
+    source: Option<&str>,
 ) -> Result<Vec<Value>> {
     let mut filter = String::new();
+    if let Some(s) = source {
+        filter.push_str(&format!(" AND source = {}", sql_string(s)));
+    }
     if let Some(s) = server {
         filter.push_str(&format!(" AND lower(server) = lower({})", sql_string(s)));
     }
@@ -1656,21 +1659,11 @@ fn synced_entries(cfg: &Config) -> Result<Vec<CatalogEntry>> {
     Ok(entries)
 }
 
-/// One component matched against the synced catalogs.
-struct ComponentMatch {
-    server: String,
-    component_id: String,
-    kind: String,
-    name: Option<String>,
-    installed: String,
-    verdict: automata_fwcatalog::MatchVerdict,
-}
-
 /// The fleet's (or one server's) components matched against every synced catalog entry.
 struct UpdateEvaluation {
     components: usize,
     entries: usize,
-    matches: Vec<ComponentMatch>,
+    matches: Vec<automata_processors::firmware_updates::ComponentMatch>,
 }
 
 /// Reads the components from the service's SQL and matches each against the synced catalogs;
@@ -1716,7 +1709,7 @@ async fn evaluate_updates(
         if verdict == automata_fwcatalog::MatchVerdict::NoMatch {
             continue;
         }
-        matches.push(ComponentMatch {
+        matches.push(automata_processors::firmware_updates::ComponentMatch {
             server: text(r, "server_id").unwrap_or_default(),
             component_id: text(r, "component_id").unwrap_or_default(),
             name: text(r, "name"),
@@ -1730,57 +1723,6 @@ async fn evaluate_updates(
         entries: entries.len(),
         matches,
     })
-}
-
-/// One `firmware.updates` record per server that any catalog entry applies to.
-fn update_statuses(eval: &UpdateEvaluation, now: i64) -> Vec<FirmwareUpdateStatus> {
-    use automata_fwcatalog::{Criticality, MatchVerdict};
-    let mut by_server: BTreeMap<&str, FirmwareUpdateStatus> = BTreeMap::new();
-    for m in &eval.matches {
-        let st = by_server
-            .entry(m.server.as_str())
-            .or_insert_with(|| FirmwareUpdateStatus {
-                server_id: m.server.clone(),
-                evaluated_at: now,
-                catalog_entries: eval.entries as i64,
-                updates_available: 0,
-                critical_updates: 0,
-                components: Vec::new(),
-            });
-        let (verdict, latest, criticality, entry_key) = match &m.verdict {
-            MatchVerdict::UpdateAvailable {
-                latest,
-                entry_key,
-                criticality,
-                ..
-            } => {
-                st.updates_available += 1;
-                if *criticality == Criticality::Critical {
-                    st.critical_updates += 1;
-                }
-                let crit = serde_json::to_value(criticality)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string));
-                ("update-available", Some(latest), crit, Some(entry_key))
-            }
-            MatchVerdict::Current { version, entry_key } => {
-                ("current", Some(version), None, Some(entry_key))
-            }
-            MatchVerdict::NotListed { latest, .. } => ("not-listed", Some(latest), None, None),
-            MatchVerdict::NoMatch => continue,
-        };
-        st.components.push(FirmwareUpdateComponent {
-            component_id: m.component_id.clone(),
-            kind: m.kind.clone(),
-            name: m.name.clone(),
-            installed: m.installed.clone(),
-            verdict: verdict.into(),
-            latest: latest.cloned(),
-            criticality,
-            entry_key: entry_key.cloned(),
-        });
-    }
-    by_server.into_values().collect()
 }
 
 async fn updates(
@@ -2132,14 +2074,7 @@ async fn catalog_sync(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let changed = ev.catalog_syncs.iter().any(|s| s.status == "updated");
-    if let Some(api) = api.filter(|_| changed) {
-        // What changed in a catalog changes what each server can be updated to.
-        match evaluate_updates(cfg, api, None).await {
-            Ok(eval) => ev.updates = update_statuses(&eval, now),
-            Err(e) => eprintln!("warning: firmware.updates not evaluated: {e:#}"),
-        }
-    }
+    // The firmware-updates processor matches the fleet again from the catalog events.
     publish(api, ev).await;
     if out.is_table() {
         let mut t = table(&[

@@ -185,6 +185,25 @@ pub async fn serve(
             .await;
             ("processor", r.map_err(Into::into))
         });
+        let (fw_log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
+        let instance = instance_id(&data_dir);
+        tasks.spawn(async move {
+            let r = automata_processors::run(
+                fw_log,
+                move || {
+                    automata_processors::firmware_updates::FirmwareUpdatesProcessor::new(
+                        ids.clone(),
+                    )
+                },
+                automata_processors::RunnerConfig {
+                    instance_id: instance,
+                    ..Default::default()
+                },
+                s,
+            )
+            .await;
+            ("processor", r.map_err(Into::into))
+        });
         let (log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         let instance = instance_id(&data_dir);
         tasks.spawn(async move {

@@ -2,6 +2,7 @@
 //! their results on other topics, exactly once (see [`runtime`]).
 
 pub mod codec;
+pub mod firmware_updates;
 pub mod health;
 pub mod inventory;
 pub mod runtime;

@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use automata_log::{
-    ConsumedRecord, LogError, MessageLog, Record, StartFrom, dead_letter, offsets_to_commit,
+    ConsumedRecord, LogConsumer, LogError, MessageLog, Record, StartFrom, dead_letter,
+    offsets_to_commit,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +46,20 @@ pub trait Processor: Send + 'static {
         record: &ConsumedRecord,
         out: &mut Vec<(String, Record)>,
     ) -> Result<(), Rejection>;
-    /// Called after each batch, before the commit: emit what was coalesced over the batch.
+    /// Called after each batch, before the commit: emit what was coalesced over the batch. Also
+    /// called when a poll brought no input, so what [`Processor::global`] changed is emitted.
     fn end_batch(&mut self, _out: &mut Vec<(String, Record)>) {}
+    /// Compacted topics every instance reads whole and follows live, not split by the group:
+    /// reference data each member needs for its own share of the inputs (a catalog), as a Kafka
+    /// Streams global table.
+    fn globals(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// Applies one record of a global topic, at start (catching up) and live.
+    fn global(&mut self, _record: &ConsumedRecord) {}
+    /// The input partitions this instance owns, told before each batch: what it must answer
+    /// for when a global record changes everything.
+    fn assigned(&mut self, _partitions: &[(String, i32)]) {}
 }
 
 /// Why a processor stopped for good.
@@ -89,21 +102,36 @@ async fn restore<P: Processor>(log: &MessageLog, p: &mut P) -> Result<u64, LogEr
     let Some(topic) = p.changelog() else {
         return Ok(0);
     };
-    let marks = log.watermarks(topic).await?;
-    let mut remaining: std::collections::HashMap<i32, i64> = marks
-        .iter()
-        .filter(|m| m.high > m.low)
-        .map(|m| (m.partition, m.high))
-        .collect();
     let group = format!("{}-restore-{}", p.name(), std::process::id());
-    let mut c = log.consumer(&group, &[topic], StartFrom::Earliest)?;
+    let (_, n) = catch_up(log, &group, &[topic], |r| p.restore(r)).await?;
+    Ok(n)
+}
+
+/// Reads `topics` from the beginning to their current end with a consumer of its own group,
+/// applying each record; returns the consumer (positioned after them) and the count.
+async fn catch_up(
+    log: &MessageLog,
+    group: &str,
+    topics: &[&str],
+    mut apply: impl FnMut(&ConsumedRecord),
+) -> Result<(LogConsumer, u64), LogError> {
+    let mut remaining: std::collections::HashMap<(String, i32), i64> =
+        std::collections::HashMap::new();
+    for topic in topics {
+        for m in log.watermarks(topic).await? {
+            if m.high > m.low {
+                remaining.insert((topic.to_string(), m.partition), m.high);
+            }
+        }
+    }
+    let mut c = log.consumer(group, topics, StartFrom::Earliest)?;
     let mut n = 0u64;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while !remaining.is_empty() {
         if tokio::time::Instant::now() > deadline {
             return Err(LogError::Timeout(
                 Duration::from_secs(300),
-                format!("restoring {topic}"),
+                format!("restoring {}", topics.join(", ")),
             ));
         }
         let batch = c.recv_batch(10_000, Duration::from_secs(2)).await?;
@@ -112,17 +140,18 @@ async fn restore<P: Processor>(log: &MessageLog, p: &mut P) -> Result<u64, LogEr
             break;
         }
         for r in batch {
-            p.restore(&r);
+            apply(&r);
             n += 1;
+            let key = (r.topic.clone(), r.partition);
             if remaining
-                .get(&r.partition)
+                .get(&key)
                 .is_some_and(|high| r.offset + 1 >= *high)
             {
-                remaining.remove(&r.partition);
+                remaining.remove(&key);
             }
         }
     }
-    Ok(n)
+    Ok((c, n))
 }
 
 /// Runs a processor until `shutdown`, restarting its loop (with state restore) after failures.
@@ -177,6 +206,16 @@ async fn run_once<P: Processor>(
             "state restored from changelog"
         );
     }
+    let global_topics = p.globals();
+    let mut globals = if global_topics.is_empty() {
+        None
+    } else {
+        // Its own group per process and start: every instance reads the whole topics.
+        let group = format!("{name}-global-{}-{}", std::process::id(), cfg.instance_id);
+        let (c, n) = catch_up(log, &group, &global_topics, |r| p.global(r)).await?;
+        tracing::info!(processor = name, records = n, "global tables read");
+        Some(c)
+    };
     let inputs = p.inputs();
     let mut consumer = log.consumer(name, &inputs, StartFrom::Earliest)?;
     let tx = log
@@ -188,16 +227,23 @@ async fn run_once<P: Processor>(
             _ = shutdown.cancelled() => return Ok(()),
             b = consumer.recv_batch(cfg.batch_max, cfg.batch_wait) => b?,
         };
+        if let Some(g) = globals.as_mut() {
+            for r in g.recv_batch(10_000, Duration::ZERO).await? {
+                p.global(&r);
+            }
+        }
         let now = consumer.assignment();
         match &assignment {
-            Some(prev) if *prev != now && p.changelog().is_some() => {
-                // New partitions may carry state another instance wrote: rebuild it first.
+            Some(prev) if !prev.is_empty() && *prev != now && p.changelog().is_some() => {
+                // New partitions may carry state another instance wrote: rebuild it first. (The
+                // first assignment, after joining with none, is what the restore already read.)
                 return Err(LogError::Kafka("partition assignment changed".into()));
             }
-            _ => assignment = Some(now),
-        }
-        if batch.is_empty() {
-            continue;
+            Some(prev) if *prev == now => {}
+            _ => {
+                p.assigned(&now);
+                assignment = Some(now);
+            }
         }
         let mut outputs = Vec::with_capacity(batch.len());
         let mut rejected = 0u64;
@@ -209,6 +255,9 @@ async fn run_once<P: Processor>(
             }
         }
         p.end_batch(&mut outputs);
+        if batch.is_empty() && outputs.is_empty() {
+            continue;
+        }
         let n_out = outputs.len();
         tx.commit(&consumer, outputs, offsets_to_commit(&batch))
             .await?;

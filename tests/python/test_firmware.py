@@ -353,13 +353,54 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
                 {"status": "not-modified", "added": 0, "entries": 3, "format": "generic"},
             ], syncs
             assert {r["entry_id"] for r in added} == {"bios-p79-1.46", "bios-p79-1.40", "other-model"}
-            # The sync that changed the catalog re-evaluated the fleet onto firmware.updates.
-            rows = ma_json(env, "sql", "SELECT server_id, updates_available, critical_updates "
-                                       "FROM firmware_updates")["rows"]
-            mine = {r["server_id"]: r for r in rows if r["server_id"] in ids}
-            assert mine.keys() == ids, rows
+            # The firmware-updates processor matched the fleet again from the catalog's events.
+            def statuses():
+                rows = ma_json(env, "sql", "SELECT server_id, updates_available, critical_updates, "
+                                           "components FROM firmware_updates")["rows"]
+                return {r["server_id"]: r for r in rows}
+
+            deadline = time.time() + 30
+            while not ids <= statuses().keys() and time.time() < deadline:
+                time.sleep(1)
+            mine = {k: v for k, v in statuses().items() if k in ids}
+            assert mine.keys() == ids, mine
             assert all(r["updates_available"] == 1 and r["critical_updates"] == 1
                        for r in mine.values()), mine
+
+            # A new server's inventory is matched when it arrives, and again after its BIOS update.
+            new = "4c4c4544-0000-4e10-8000-00000000fa11"
+
+            def ingest(bios, at):
+                body = {"server_id": new, "source": "AGENT", "collected_at": at,
+                        "system": {"manufacturer": "Contoso", "product": "3500", "serial": None,
+                                   "uuid": new, "sku": None, "asset_tag": None},
+                        "bios": None, "errors": [],
+                        "components": [{"component_id": "bios", "kind": "BIOS", "name": "BIOS",
+                                        "manufacturer": None, "model": None, "serial": None,
+                                        "part_number": None, "firmware_version": bios,
+                                        "location": None, "properties": {}}]}
+                req = urllib.request.Request(service["url"] + "/api/v1/ingest/inventory",
+                                             data=json.dumps(body).encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    assert r.status == 202
+
+            def wait_for(verdict):
+                deadline = time.time() + 30
+                while time.time() < deadline:
+                    got = statuses().get(new)
+                    if got and [c["verdict"] for c in got["components"]] == [verdict]:
+                        return got
+                    time.sleep(1)
+                raise AssertionError(f"{new} never {verdict}: {statuses().get(new)}")
+
+            now = int(time.time() * 1000)
+            ingest("P79 v1.45 (12/06/2017)", now)
+            got = wait_for("update-available")
+            assert got["critical_updates"] == 1, got
+            ingest("P79 v1.46 (03/01/2026)", now + 1000)
+            got = wait_for("current")
+            assert got["updates_available"] == 0, got
         finally:
             httpd.shutdown()
     finally:

@@ -1,0 +1,243 @@
+//! The firmware-updates processor end to end on the embedded log: servers are matched against
+//! the catalog when it arrives, again when their inventory changes (a BIOS update) and when the
+//! catalog changes (an entry withdrawn), and a restart publishes nothing new.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use automata_log::{ConsumedRecord, EmbeddedConfig, LogConfig, MessageLog, Record, StartFrom};
+use automata_processors::firmware_updates::FirmwareUpdatesProcessor;
+use automata_processors::{RunnerConfig, run};
+use automata_schemas::catalog::{
+    FIRMWARE_CATALOG, FIRMWARE_UPDATES, INVENTORY_LATEST, topic, topics,
+};
+use automata_schemas::types::{
+    Component, ComponentKind, FirmwareCatalogEntry, FirmwareUpdateStatus, InventorySnapshot,
+    InventorySource, SystemIdentity,
+};
+use automata_schemas::{SchemaIds, decode, encode};
+use tokio_util::sync::CancellationToken;
+
+const A: &str = "4c4c4544-0000-0000-0000-00000000000a";
+const B: &str = "4c4c4544-0000-0000-0000-00000000000b";
+
+fn ids() -> SchemaIds {
+    SchemaIds::new(HashMap::from([
+        (INVENTORY_LATEST.to_string(), 21),
+        (FIRMWARE_CATALOG.to_string(), 22),
+        (FIRMWARE_UPDATES.to_string(), 23),
+    ]))
+}
+
+fn inventory(server: &str, at: i64, bios: &str) -> Record {
+    let snap = InventorySnapshot {
+        server_id: server.into(),
+        source: InventorySource::Redfish,
+        collected_at: at,
+        system: SystemIdentity {
+            product: Some("PowerEdge R750".into()),
+            ..Default::default()
+        },
+        bios: None,
+        components: vec![
+            Component {
+                component_id: "bios".into(),
+                kind: ComponentKind::Bios,
+                name: "BIOS".into(),
+                manufacturer: None,
+                model: None,
+                serial: None,
+                part_number: None,
+                firmware_version: Some(bios.into()),
+                location: None,
+                properties: HashMap::new(),
+            },
+            Component {
+                component_id: "dimm:A1".into(),
+                kind: ComponentKind::Dimm,
+                name: "DIMM A1".into(),
+                manufacturer: None,
+                model: None,
+                serial: None,
+                part_number: None,
+                firmware_version: None,
+                location: None,
+                properties: HashMap::new(),
+            },
+        ],
+        errors: vec![],
+    };
+    let spec = topic(INVENTORY_LATEST).expect("spec");
+    Record::new(
+        format!("{server}/redfish"),
+        encode(spec, 21, &snap).expect("encode"),
+    )
+}
+
+fn entry(id: &str, version: &str, criticality: &str) -> Record {
+    let e = FirmwareCatalogEntry {
+        catalog: "lab".into(),
+        entry_id: id.into(),
+        vendor: "Dell".into(),
+        component_type: "bios".into(),
+        name: "BIOS".into(),
+        version: version.into(),
+        release_date: None,
+        criticality: criticality.into(),
+        url: None,
+        size: None,
+        sha256: Some("00".repeat(32)),
+        sha1: None,
+        md5: None,
+        reboot: Some(true),
+        system_ids: vec![],
+        models: vec!["PowerEdge R750".into()],
+        pci_ids: vec![],
+        guids: vec![],
+        software_ids: vec![],
+        change: "added".into(),
+        synced_at: 1,
+    };
+    let spec = topic(FIRMWARE_CATALOG).expect("spec");
+    Record::new(format!("lab/{id}"), encode(spec, 22, &e).expect("encode"))
+}
+
+/// `firmware.updates` records until `n` arrived, or none for `quiet`.
+async fn updates(
+    c: &mut automata_log::LogConsumer,
+    n: usize,
+    quiet: Duration,
+) -> Vec<(String, Option<FirmwareUpdateStatus>)> {
+    let spec = topic(FIRMWARE_UPDATES).expect("spec");
+    let mut got = Vec::new();
+    while got.len() < n {
+        let batch: Vec<ConsumedRecord> = c.recv_batch(100, quiet).await.expect("recv");
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            let key =
+                String::from_utf8_lossy(r.record.key.as_deref().unwrap_or_default()).into_owned();
+            let value = r
+                .record
+                .value
+                .as_deref()
+                .map(|v| decode::<FirmwareUpdateStatus>(spec, 23, v).expect("decode"));
+            got.push((key, value));
+        }
+    }
+    got
+}
+
+fn of<'a>(
+    got: &'a [(String, Option<FirmwareUpdateStatus>)],
+    server: &str,
+) -> Option<&'a FirmwareUpdateStatus> {
+    got.iter()
+        .rev()
+        .find(|(k, _)| k == server)
+        .and_then(|(_, v)| v.as_ref())
+}
+
+fn start(log: &MessageLog, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let (log, shutdown) = (log.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        run(
+            log,
+            || FirmwareUpdatesProcessor::new(ids()),
+            RunnerConfig::default(),
+            shutdown,
+        )
+        .await
+        .expect("processor");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_follow_their_inventory_and_the_catalog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig {
+        embedded: EmbeddedConfig {
+            maintenance_interval_secs: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let log = MessageLog::open(&cfg, dir.path()).expect("open");
+    let specs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
+    log.ensure_topics(&specs).await.expect("topics");
+    log.send_batch(
+        FIRMWARE_CATALOG,
+        vec![
+            entry("bios-2.1", "2.1.0", "critical"),
+            entry("bios-1.9", "1.9.0", "recommended"),
+        ],
+    )
+    .await
+    .expect("catalog");
+    log.send_batch(
+        INVENTORY_LATEST,
+        vec![inventory(A, 1, "1.9.0"), inventory(B, 1, "2.1.0")],
+    )
+    .await
+    .expect("inventory");
+
+    let shutdown = CancellationToken::new();
+    let task = start(&log, &shutdown);
+    let mut out = log
+        .consumer("check-updates", &[FIRMWARE_UPDATES], StartFrom::Earliest)
+        .expect("consumer");
+    let got = updates(&mut out, 2, Duration::from_secs(20)).await;
+    let a = of(&got, A).expect("A matched");
+    assert_eq!((a.updates_available, a.critical_updates), (1, 1), "{a:?}");
+    assert_eq!(a.catalog_entries, 2);
+    assert_eq!(a.components.len(), 1, "only the versioned BIOS: {a:?}");
+    let bios = &a.components[0];
+    assert_eq!(bios.verdict, "update-available");
+    assert_eq!(bios.latest.as_deref(), Some("2.1.0"));
+    assert_eq!(bios.criticality.as_deref(), Some("critical"));
+    assert_eq!(bios.entry_key.as_deref(), Some("lab/bios-2.1"));
+    let b = of(&got, B).expect("B matched");
+    assert_eq!(b.updates_available, 0);
+    assert_eq!(b.components[0].verdict, "current");
+
+    // A's BIOS is updated: its next inventory makes it current.
+    log.send(INVENTORY_LATEST, inventory(A, 2, "2.1.0"))
+        .await
+        .expect("send");
+    let got = updates(&mut out, 1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let a = of(&got, A).expect("A again");
+    assert_eq!(a.updates_available, 0);
+    assert_eq!(a.components[0].verdict, "current");
+
+    // The vendor withdraws 2.1.0: both servers now run a version the catalog no longer lists.
+    log.send(FIRMWARE_CATALOG, Record::tombstone("lab/bios-2.1"))
+        .await
+        .expect("send");
+    let got = updates(&mut out, 2, Duration::from_secs(20)).await;
+    for s in [A, B] {
+        let st = of(&got, s).expect("matched again");
+        assert_eq!(st.catalog_entries, 1);
+        assert_eq!(st.components[0].verdict, "not-listed", "{st:?}");
+        assert_eq!(st.components[0].latest.as_deref(), Some("1.9.0"));
+    }
+
+    // A restart reads everything again and publishes nothing.
+    shutdown.cancel();
+    task.await.expect("join");
+    let shutdown = CancellationToken::new();
+    let task = start(&log, &shutdown);
+    let got = updates(&mut out, 1, Duration::from_secs(5)).await;
+    assert!(got.is_empty(), "a restart republished: {got:?}");
+
+    // The last entry goes: no catalog applies any more, and the records are removed.
+    log.send(FIRMWARE_CATALOG, Record::tombstone("lab/bios-1.9"))
+        .await
+        .expect("send");
+    let got = updates(&mut out, 2, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(_, v)| v.is_none()), "{got:?}");
+    shutdown.cancel();
+    task.await.expect("join");
+}
