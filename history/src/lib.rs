@@ -14,6 +14,7 @@
 
 pub mod layout;
 pub mod scan;
+pub mod sort;
 pub mod storage;
 pub mod tables;
 
@@ -244,8 +245,15 @@ impl TableWriter {
             None => tables::new_table(&self.location, &self.uri)?,
         };
         let rows = batch.clone();
+        let (name, key) = (self.topic.name, sort::sort_key(self.topic.name));
         let handle = tokio::spawn(async move {
             let started = Instant::now();
+            // Sorting only helps readers skip data: a batch that cannot be sorted is written
+            // as it is rather than held back.
+            let rows = sort::sort_batch(&rows, key).unwrap_or_else(|e| {
+                tracing::warn!(table = name, error = %e, "history batch written unsorted");
+                rows
+            });
             let written = table
                 .write(vec![rows])
                 .with_save_mode(SaveMode::Append)
