@@ -298,3 +298,56 @@ async fn a_partition_handed_to_another_member_is_written_once() {
         .expect("offsets");
     assert_eq!(offsets.get(&1), Some(&19));
 }
+
+/// Every Parquet file under `dir`.
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(parquet_files(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn telemetry_files_are_sorted_by_server_whatever_the_log_order() {
+    use deltalake::arrow::array::{AsArray, RecordBatch};
+    use deltalake::arrow::datatypes::TimestampMicrosecondType;
+    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("history").display().to_string();
+    let mut w = HistoryWriter::new(root, ids(), policy());
+    // Partitions in the reverse order of their servers (each in its own offset order).
+    let mut recs = records(0, 50);
+    recs.sort_by_key(|r| (std::cmp::Reverse(r.partition), r.offset));
+    w.ingest(&recs).await.expect("ingest");
+    w.flush(true).await.expect("flush");
+
+    let files = parquet_files(std::path::Path::new(&w.table_uri(TELEMETRY_READINGS)));
+    assert_eq!(files.len(), 1);
+    let file = std::fs::File::open(&files[0]).expect("open file");
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    let mut rows = Vec::new();
+    for b in &batches {
+        let servers = b.column_by_name("server_id").expect("server_id");
+        let times = b.column_by_name("timestamp").expect("timestamp");
+        let times = times.as_primitive::<TimestampMicrosecondType>();
+        for (s, t) in servers.as_string::<i32>().iter().zip(times.values()) {
+            rows.push((s.expect("server").to_string(), *t));
+        }
+    }
+    assert_eq!(rows.len(), 150);
+    let mut sorted = rows.clone();
+    sorted.sort();
+    assert_eq!(rows, sorted);
+}
