@@ -1,7 +1,8 @@
 //! Firmware blob scanning: archives (gzip, zstd, xz, zip, cab), capsules, PE images with their
 //! Authenticode signatures, UEFI firmware volumes, FFS files and sections (with LZMA), edk2
-//! variable stores and their Secure Boot signature lists, and the rules that turn them into
-//! findings with evidence. Nothing read from a blob may panic: every length is checked.
+//! variable stores and their Secure Boot signature lists, and the rules (YARA's among them) that
+//! turn them into findings with evidence. Nothing read from a blob may panic: every length is
+//! checked.
 
 pub mod advisory;
 pub mod archive;
@@ -26,6 +27,7 @@ pub mod section;
 pub mod signed;
 pub mod tiano;
 pub mod vss;
+pub mod yara;
 
 mod der;
 mod util;
