@@ -139,6 +139,7 @@ pub fn scan_at(
     now: i64,
 ) -> ScanReport {
     let mut w = walk::Walker::new(limits, rules);
+    w.yara_scan(bytes, "");
     let tree = w.scan_blob(bytes, "", 0);
     let mut report = ScanReport {
         name: name.to_string(),
@@ -206,7 +207,8 @@ pub fn scan_at(
 }
 
 /// The rules that look at the blob's bytes as a whole: leaked keys (KEY-LEAK-001) and a full
-/// SPI image's root of trust (HW-ROT-001).
+/// SPI image's root of trust (HW-ROT-001). (YARA runs in the walker: over the blob and every
+/// stream it decompresses.)
 fn blob_rules(bytes: &[u8], rules: &RulePack) -> Vec<Finding> {
     let finding = |rule: &str, severity, subject: String, offset: u64, detail: String| Finding {
         rule_id: rule.to_string(),
