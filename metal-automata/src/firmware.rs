@@ -119,7 +119,8 @@ pub enum FirmwareCommand {
         all: bool,
     },
     /// The rule pack: show the active one, or install an operator's (test keys, dbx reference,
-    /// Authenticode roots; or Microsoft's `dbx_info_msft_latest.json`).
+    /// Authenticode roots, YARA rules; or Microsoft's `dbx_info_msft_latest.json`), or add and
+    /// remove the operator's own YARA rule files.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
@@ -170,10 +171,19 @@ pub enum RulesCommand {
     /// The active pack: version and contents' counts.
     Show,
     /// Install FILE as the active pack (`<data>/firmware/rules.json`): every later import,
-    /// rescan, fetch and the collectors' live Secure Boot check use it. Audited.
+    /// rescan, fetch and the collectors' live Secure Boot check use it. A `.yar`/`.yara` file,
+    /// or a directory of them, goes to the operator's YARA directory (`<data>/firmware/yara/`)
+    /// instead, replacing a file of the same name; every scan adds those rules to the pack.
+    /// Nothing is installed unless all the rules compile. Audited.
     Update {
-        /// Our pack format (JSON), or Microsoft's `dbx_info_msft_latest.json`.
+        /// Our pack format (JSON), Microsoft's `dbx_info_msft_latest.json`, a YARA file, or a
+        /// directory of YARA files.
         file: PathBuf,
+    },
+    /// Remove one of the operator's YARA files (`firmware rules show` lists them). Audited.
+    Remove {
+        /// Its file name, e.g. `lab.yar`.
+        name: String,
     },
 }
 
@@ -327,8 +337,15 @@ fn rules_file(cfg: &Config) -> PathBuf {
     firmware_dir(cfg).join("rules.json")
 }
 
-/// The pack in force: the operator's installed pack, or the built-in one.
-pub fn active_rules(cfg: &Config) -> Result<RulePack> {
+/// The operator's YARA directory: its `*.yar`/`*.yara` files are added to whichever pack a
+/// scan uses (next to `rules.json`, so a pack update keeps them).
+fn yara_dir(cfg: &Config) -> PathBuf {
+    firmware_dir(cfg).join("yara")
+}
+
+/// The installed pack without the operator's YARA files, or the built-in one: what the
+/// collectors' live Secure Boot check uses (it runs no YARA, so a bad YARA file cannot stop it).
+pub fn installed_pack(cfg: &Config) -> Result<RulePack> {
     let path = rules_file(cfg);
     if path.is_file() {
         return RulePack::load(&path)
@@ -337,9 +354,26 @@ pub fn active_rules(cfg: &Config) -> Result<RulePack> {
     Ok(RulePack::builtin())
 }
 
+/// `pack` with the operator's YARA files added (its version tagged when there are any).
+fn with_operator_yara(cfg: &Config, pack: RulePack) -> Result<RulePack> {
+    let dir = yara_dir(cfg);
+    let files = automata_fwscan::yara::read_dir(&dir)?;
+    pack.with_operator_yara(files)
+        .with_context(|| format!("the operator's YARA rules in {}", dir.display()))
+}
+
+/// The pack in force: the operator's installed pack, or the built-in one, with the operator's
+/// YARA files.
+fn active_rules(cfg: &Config) -> Result<RulePack> {
+    with_operator_yara(cfg, installed_pack(cfg)?)
+}
+
 fn load_rules(cfg: &Config, path: Option<&Path>) -> Result<RulePack> {
     match path {
-        Some(p) => RulePack::load(p).with_context(|| format!("rule pack {}", p.display())),
+        Some(p) => with_operator_yara(
+            cfg,
+            RulePack::load(p).with_context(|| format!("rule pack {}", p.display()))?,
+        ),
         None => active_rules(cfg),
     }
 }
@@ -353,7 +387,73 @@ fn rules_summary(pack: &RulePack) -> Value {
         "authenticode_roots": pack.authenticode_roots.len(),
         "package_roots": pack.package_roots.len(),
         "cert_expiry_warning_days": pack.cert_expiry_warning_days,
+        "yara_files": pack.yara.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        "yara_rules": automata_fwscan::yara::check(&pack.yara).unwrap_or(0),
     })
+}
+
+/// The YARA files `rules update` was given: one file, or every one in a directory.
+fn yara_update_sources(path: &Path) -> Result<Vec<automata_fwscan::yara::YaraSource>> {
+    if path.is_dir() {
+        let found = automata_fwscan::yara::read_dir(path)?;
+        if found.is_empty() {
+            bail!("{}: no .yar or .yara file in it", path.display());
+        }
+        return Ok(found);
+    }
+    Ok(vec![automata_fwscan::yara::read_file(path)?])
+}
+
+/// Installs YARA files into the operator's directory once the active pack with them compiles.
+fn install_yara(cfg: &Config, from: &Path, out: &Output) -> Result<()> {
+    let new = yara_update_sources(from)?;
+    let dir = yara_dir(cfg);
+    let mut files = automata_fwscan::yara::read_dir(&dir)?;
+    files.retain(|f| !new.iter().any(|n| n.name == f.name));
+    files.extend(new.iter().cloned());
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let pack = installed_pack(cfg)?
+        .with_operator_yara(files)
+        .with_context(|| format!("YARA rules from {}", from.display()))?;
+    for s in &new {
+        replace_file(&dir.join(&s.name), s.source.as_bytes())?;
+    }
+    let names: Vec<&str> = new.iter().map(|s| s.name.as_str()).collect();
+    tracing::info!(target: "audit", by = %operator(), files = ?names, version = %pack.version, from = %from.display(), "firmware YARA rules installed");
+    let mut v = rules_summary(&pack);
+    v["installed_yara"] = json!(names);
+    out.done(
+        &v,
+        &format!(
+            "YARA rules {} installed in {}; the active pack is now {}; `firmware rescan --all` \
+             applies them to stored blobs",
+            names.join(", "),
+            dir.display(),
+            pack.version
+        ),
+    )
+}
+
+/// Removes one of the operator's YARA files.
+fn remove_yara(cfg: &Config, name: &str, out: &Output) -> Result<()> {
+    let dir = yara_dir(cfg);
+    let path = dir.join(name);
+    // By path, not by reading the directory: a file that no longer reads or compiles must
+    // still be removable.
+    let plain = Path::new(name).file_name().is_some_and(|n| n == name);
+    if !plain || !automata_fwscan::yara::is_yara_file(&path) || !path.is_file() {
+        bail!(
+            "no operator YARA file {name:?} in {} (`firmware rules show` lists them)",
+            dir.display()
+        );
+    }
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    tracing::info!(target: "audit", by = %operator(), file = %name, "firmware YARA rule file removed");
+    let pack = active_rules(cfg)?;
+    out.done(
+        &rules_summary(&pack),
+        &format!("{name} removed; the active pack is now {}", pack.version),
+    )
 }
 
 fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
@@ -361,25 +461,48 @@ fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
         RulesCommand::Show => {
             let pack = active_rules(cfg)?;
             let installed = rules_file(cfg).is_file();
+            let operator_yara = automata_fwscan::yara::read_dir(&yara_dir(cfg))?;
             let mut v = rules_summary(&pack);
             v["installed"] = json!(installed);
+            v["operator_yara"] = json!(
+                operator_yara
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+            );
             out.done(
                 &v,
                 &format!(
-                    "rule pack {} ({}): {} test keys, {} dbx image hashes, {} dbx certificates, {} Authenticode roots, {} package roots",
+                    "rule pack {} ({}): {} test keys, {} dbx image hashes, {} dbx certificates, {} Authenticode roots, {} package roots, {} YARA rules in {} ({} file(s) from {})",
                     pack.version,
                     if installed { "installed" } else { "built in" },
                     pack.test_keys.len(),
                     pack.dbx_reference.images.len(),
                     pack.dbx_reference.certificates.len(),
                     pack.authenticode_roots.len(),
-                    pack.package_roots.len()
+                    pack.package_roots.len(),
+                    v["yara_rules"],
+                    pack.yara
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    operator_yara.len(),
+                    yara_dir(cfg).display(),
                 ),
             )
+        }
+        RulesCommand::Remove { name } => remove_yara(cfg, &name, out),
+        RulesCommand::Update { file }
+            if file.is_dir() || automata_fwscan::yara::is_yara_file(&file) =>
+        {
+            install_yara(cfg, &file, out)
         }
         RulesCommand::Update { file } => {
             let pack =
                 RulePack::load(&file).with_context(|| format!("rule pack {}", file.display()))?;
+            // The operator's YARA files stay: refuse a pack they do not compile with.
+            with_operator_yara(cfg, pack.clone())?;
             replace_file(&rules_file(cfg), pack.to_json().as_bytes())?;
             tracing::info!(target: "audit", by = %operator(), version = %pack.version, from = %file.display(), "firmware rule pack installed");
             out.done(

@@ -140,7 +140,7 @@ pub async fn serve(
         // The live Secure Boot check judges with the operator's installed rule pack, if any.
         bmc_cfg.secure_boot =
             std::sync::Arc::new(automata_producers::findings::SecureBootCheck::new(
-                crate::firmware::active_rules(&cfg)?,
+                crate::firmware::installed_pack(&cfg)?,
             ));
         let (registry, board, kick) = (bmc_registry.clone(), bmc_board.clone(), bmc_kick.clone());
         tasks.spawn(async move {

@@ -171,6 +171,60 @@ def test_an_installed_rule_pack_is_used_and_gc_removes_only_orphans(env, tmp_pat
     assert [a["sha256"] for a in ma_json(env, "firmware", "ls")["artifacts"]] == [sha]
 
 
+def test_operator_yara_rules_are_checked_installed_used_and_removed(env, tmp_path):
+    marker = b"lab-yara-marker-5c1e"
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\0" * 100 + marker + b"\0" * 100)
+    assert "YARA-LabMarker" not in rule_ids(ma_json(env, "firmware", "scan", str(blob)))
+
+    bad = tmp_path / "bad.yar"
+    bad.write_text("rule Bad { condition: $nope }")
+    p = ma(env, "firmware", "rules", "update", str(bad), check=False)
+    assert p.returncode != 0 and "bad.yar" in p.stderr, p.stderr
+
+    rules = tmp_path / "site-rules"
+    rules.mkdir()
+    (rules / "lab.yar").write_text(
+        'rule LabMarker { meta: severity = "critical" description = "lab marker" '
+        'strings: $a = "lab-yara-marker-5c1e" condition: $a }'
+    )
+    (rules / "notes.txt").write_text("not a rule")
+    out = ma_json(env, "firmware", "rules", "update", str(rules))
+    assert out["installed_yara"] == ["lab.yar"]
+    assert "+yara-" in out["version"]
+    shown = ma_json(env, "firmware", "rules", "show")
+    assert shown["installed"] is False and shown["operator_yara"] == ["lab.yar"]
+    assert "lab.yar" in shown["yara_files"] and "private_keys.yar" in shown["yara_files"]
+    assert shown["version"] == out["version"]
+
+    report = ma_json(env, "firmware", "scan", str(blob))
+    hits = [f for f in report["findings"] if f["rule_id"] == "YARA-LabMarker"]
+    assert len(hits) == 1, report["findings"]
+    assert hits[0]["severity"] == "critical" and hits[0]["subject"] == "lab marker"
+    assert hits[0]["evidence"] == {
+        "container_path": "/",
+        "offset": 100,
+        "detail": "lab.yar: rule LabMarker pattern $a",
+    }
+    assert report["rule_pack"] == shown["version"]
+    imported = ma_json(env, "firmware", "import", str(blob))["imported"][0]
+    assert imported["quarantined"] and "YARA-LabMarker" in imported["rule_ids"]
+
+    # A file dropped into the directory by hand that does not compile stops scans, named.
+    yara_dir = os.path.join(env["METAL_AUTOMATA_DATA_DIR"], "firmware", "yara")
+    assert sorted(os.listdir(yara_dir)) == ["lab.yar"]
+    with open(os.path.join(yara_dir, "broken.yar"), "w") as f:
+        f.write("rule {")
+    p = ma(env, "firmware", "scan", str(blob), check=False)
+    assert p.returncode != 0 and "broken.yar" in p.stderr, p.stderr
+    os.remove(os.path.join(yara_dir, "broken.yar"))
+
+    assert ma(env, "firmware", "rules", "remove", "nope.yar", check=False).returncode != 0
+    removed = ma_json(env, "firmware", "rules", "remove", "lab.yar")
+    assert "+yara-" not in removed["version"]
+    assert "YARA-LabMarker" not in rule_ids(ma_json(env, "firmware", "scan", str(blob)))
+
+
 def test_catalog_add_ls_rm(env):
     ma(env, "firmware", "catalog", "add", "lab", "http://127.0.0.1:9/catalog.json",
        "--format", "generic")

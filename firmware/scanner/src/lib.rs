@@ -1,7 +1,8 @@
 //! Firmware blob scanning: archives (gzip, zstd, xz, zip, cab), capsules, PE images with their
 //! Authenticode signatures, UEFI firmware volumes, FFS files and sections (with LZMA), edk2
-//! variable stores and their Secure Boot signature lists, and the rules that turn them into
-//! findings with evidence. Nothing read from a blob may panic: every length is checked.
+//! variable stores and their Secure Boot signature lists, and the rules (YARA's among them) that
+//! turn them into findings with evidence. Nothing read from a blob may panic: every length is
+//! checked.
 
 pub mod advisory;
 pub mod archive;
@@ -26,6 +27,7 @@ pub mod section;
 pub mod signed;
 pub mod tiano;
 pub mod vss;
+pub mod yara;
 
 mod der;
 mod util;
@@ -137,6 +139,7 @@ pub fn scan_at(
     now: i64,
 ) -> ScanReport {
     let mut w = walk::Walker::new(limits, rules);
+    w.yara_scan(bytes, "");
     let tree = w.scan_blob(bytes, "", 0);
     let mut report = ScanReport {
         name: name.to_string(),
@@ -204,7 +207,8 @@ pub fn scan_at(
 }
 
 /// The rules that look at the blob's bytes as a whole: leaked keys (KEY-LEAK-001) and a full
-/// SPI image's root of trust (HW-ROT-001).
+/// SPI image's root of trust (HW-ROT-001). (YARA runs in the walker: over the blob and every
+/// stream it decompresses.)
 fn blob_rules(bytes: &[u8], rules: &RulePack) -> Vec<Finding> {
     let finding = |rule: &str, severity, subject: String, offset: u64, detail: String| Finding {
         rule_id: rule.to_string(),

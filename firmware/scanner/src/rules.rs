@@ -31,6 +31,9 @@ pub enum RulePackError {
     /// The JSON does not have the expected shape.
     #[error("rule pack JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A YARA source does not compile (or cannot be read); names the file.
+    #[error(transparent)]
+    Yara(#[from] crate::yara::YaraError),
     /// A hash or thumbprint is not hex of the right length.
     #[error("rule pack: bad {what} {value:?}")]
     BadValue {
@@ -142,6 +145,10 @@ pub struct RulePack {
     /// Version-range advisories (VULN-<id>), for artifacts and installed firmware alike.
     #[serde(default)]
     pub advisories: Vec<crate::advisory::Advisory>,
+    /// YARA sources (YARA-<rule>); the shipped rules unless the pack names its own, so an older
+    /// pack still gets them and `"yara": []` turns them off.
+    #[serde(default = "crate::yara::builtin_yara")]
+    pub yara: Vec<crate::yara::YaraSource>,
 }
 
 fn default_expiry_days() -> u32 {
@@ -230,6 +237,7 @@ impl RulePack {
             package_roots: Vec::new(),
             leaked_keys: Vec::new(),
             advisories: Vec::new(),
+            yara: Vec::new(),
         }
     }
 
@@ -277,7 +285,44 @@ impl RulePack {
                 normalise_root(what, r)?;
             }
         }
+        // Compiled here (and cached for the scans) so a pack whose rules do not compile is
+        // refused when installed, not discovered at the next scan.
+        crate::yara::check(&pack.yara)?;
         Ok(pack)
+    }
+
+    /// Adds a YARA source, replacing the pack's source of the same file name (an operator's
+    /// `private_keys.yar` overrides the shipped one).
+    pub fn put_yara(&mut self, source: crate::yara::YaraSource) {
+        match self.yara.iter_mut().find(|s| s.name == source.name) {
+            Some(slot) => *slot = source,
+            None => self.yara.push(source),
+        }
+    }
+
+    /// The pack with the operator's YARA files added (`<data>/firmware/yara/`), checked to
+    /// compile together, its version tagged `+yara-<digest>` so every finding tells which rule
+    /// set judged it. No files: the pack unchanged.
+    pub fn with_operator_yara(
+        mut self,
+        sources: Vec<crate::yara::YaraSource>,
+    ) -> Result<RulePack, RulePackError> {
+        if sources.is_empty() {
+            return Ok(self);
+        }
+        let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+        for s in &sources {
+            for part in [s.name.as_bytes(), &[0], s.source.as_bytes(), &[0]] {
+                sha2::Digest::update(&mut digest, part);
+            }
+        }
+        let tag = hex::encode(sha2::Digest::finalize(digest));
+        for s in sources {
+            self.put_yara(s);
+        }
+        crate::yara::check(&self.yara)?;
+        self.version = format!("{}+yara-{}", self.version, tag.get(..8).unwrap_or(&tag));
+        Ok(self)
     }
 
     /// Loads a pack file; a file in Microsoft's dbx format updates the builtin pack's reference.

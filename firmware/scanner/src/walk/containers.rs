@@ -577,6 +577,7 @@ impl Walker<'_> {
                 }
             }
             if e.name.is_empty() {
+                self.yara_scan(&e.data, &path);
                 children.extend(self.scan_blob(&e.data, &path, depth + 1));
                 return true;
             }
@@ -584,6 +585,7 @@ impl Walker<'_> {
             if !self.enter(&epath, 0) {
                 return false;
             }
+            self.yara_scan(&e.data, &epath);
             let kids = self.scan_blob(&e.data, &epath, depth + 1);
             children.push(Node {
                 format: "entry".into(),
