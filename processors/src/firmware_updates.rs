@@ -7,7 +7,13 @@
 //! when the answer differs from the last one published (the changelog), so a re-read or a
 //! restart publishes nothing new.
 //!
-//! Both inputs are global tables, read whole by every instance: a server's sources (agent,
+//! The same pass matches what each server runs against the rule pack's advisories
+//! (`firmware.advisories`, published by `firmware rules update`): the record lists the advisories
+//! that affect it, and every advisory that starts or stops affecting a server is published to
+//! `firmware.findings` as a `VULN-<id>` finding (source `inventory`), `open` or `resolved`. So a
+//! server updated past the fixed version, or an advisory withdrawn, resolves its findings.
+//!
+//! All three inputs are global tables, read whole by every instance: a server's sources (agent,
 //! Redfish, IPMI) sit in different partitions of `inventory.latest`, and every server needs the
 //! whole catalog. The group's assignment of `inventory.latest` partitions decides which servers
 //! an instance answers for when the catalog changes: those with a source in its partitions.
@@ -18,11 +24,15 @@ use automata_fwcatalog::{
     AppliesTo, CatalogEntry, Criticality, Hashes, InstalledComponent, MatchVerdict, PciId,
     match_component,
 };
+use automata_fwscan::advisory::{Advisory, Subject};
 use automata_log::{ConsumedRecord, Record};
 use automata_schemas::SchemaIds;
-use automata_schemas::catalog::{FIRMWARE_CATALOG, FIRMWARE_UPDATES, INVENTORY_LATEST};
+use automata_schemas::catalog::{
+    FIRMWARE_ADVISORIES, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_UPDATES, INVENTORY_LATEST,
+};
 use automata_schemas::types::{
-    FirmwareCatalogEntry, FirmwareUpdateComponent, FirmwareUpdateStatus, InventorySnapshot,
+    FirmwareAdvisory, FirmwareAdvisoryRange, FirmwareCatalogEntry, FirmwareFinding,
+    FirmwareUpdateAdvisory, FirmwareUpdateComponent, FirmwareUpdateStatus, InventorySnapshot,
 };
 
 use crate::codec::RecordCodec;
@@ -63,6 +73,7 @@ pub fn update_statuses(
                 updates_available: 0,
                 critical_updates: 0,
                 components: Vec::new(),
+                advisories: Vec::new(),
             });
         let (verdict, latest, criticality, entry_key) = match &m.verdict {
             MatchVerdict::UpdateAvailable {
@@ -173,6 +184,152 @@ pub fn match_server<'a>(
     found
 }
 
+/// A `firmware.advisories` record as the scanner's advisory; `None` when withdrawn, or when it
+/// does not read as one (a severity the scanner cannot rank: logged). The record is the
+/// advisory's own serde shape plus the pack's bookkeeping, so one conversion serves.
+pub fn advisory(a: &FirmwareAdvisory) -> Option<Advisory> {
+    if a.withdrawn {
+        return None;
+    }
+    serde_json::to_value(a)
+        .and_then(serde_json::from_value)
+        .map_err(|e| tracing::warn!(advisory = %a.id, error = %e, "advisory ignored"))
+        .ok()
+}
+
+/// The `firmware.advisories` record of one of a pack's advisories (the inverse of [`advisory`]).
+pub fn advisory_record(
+    a: &Advisory,
+    rule_pack: &str,
+    withdrawn: bool,
+    now: i64,
+) -> FirmwareAdvisory {
+    FirmwareAdvisory {
+        id: a.id.clone(),
+        title: a.title.clone(),
+        severity: a.severity.as_str().to_string(),
+        vendor: a.vendor.clone(),
+        component: a.component.clone(),
+        names: a.names.clone(),
+        models: a.models.clone(),
+        ranges: a
+            .ranges
+            .iter()
+            .map(|r| FirmwareAdvisoryRange {
+                introduced: r.introduced.clone(),
+                fixed: r.fixed.clone(),
+                last_affected: r.last_affected.clone(),
+            })
+            .collect(),
+        references: a.references.clone(),
+        rule_pack: rule_pack.to_string(),
+        withdrawn,
+        published_at: now,
+    }
+}
+
+/// The advisories that affect what one server runs (every versioned component of every source,
+/// and the BIOS), sorted and without repeats (two sources often report the same BIOS).
+pub fn server_advisories<'a>(
+    sources: impl IntoIterator<Item = &'a InventorySnapshot>,
+    advisories: &[&Advisory],
+) -> Vec<FirmwareUpdateAdvisory> {
+    let mut found = BTreeSet::new();
+    if advisories.is_empty() {
+        return Vec::new();
+    }
+    for snap in sources {
+        let model = snap.system.product.clone();
+        let components = snap.components.iter().filter_map(|c| {
+            let version = c.firmware_version.as_deref()?;
+            let kind = serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_lowercase));
+            Some((
+                c.component_id.clone(),
+                Subject {
+                    vendor: c.manufacturer.clone(),
+                    component: kind,
+                    name: Some(c.name.clone()),
+                    model: model.clone(),
+                    version: version.to_string(),
+                },
+            ))
+        });
+        let bios = snap.bios.as_ref().and_then(|b| {
+            Some((
+                "bios".to_string(),
+                Subject {
+                    vendor: b.vendor.clone(),
+                    component: Some("bios".into()),
+                    name: Some("BIOS".into()),
+                    model: model.clone(),
+                    version: b.version.clone()?,
+                },
+            ))
+        });
+        for (component_id, subject) in components.chain(bios) {
+            for a in advisories.iter().filter(|a| a.affects(&subject)) {
+                let version = subject.version.trim();
+                let fix = a
+                    .ranges
+                    .iter()
+                    .find(|r| r.contains(version))
+                    .and_then(|r| r.fixed.as_deref())
+                    .map_or_else(
+                        || "no fixed version known".to_string(),
+                        |f| format!("fixed in {f}"),
+                    );
+                let what = [subject.vendor.as_deref(), subject.name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                found.insert(FirmwareUpdateAdvisory {
+                    id: a.id.clone(),
+                    severity: a.severity.as_str().to_string(),
+                    title: a.title.clone(),
+                    component_id: component_id.clone(),
+                    installed: version.to_string(),
+                    subject: format!("{}: {what} {version} ({fix})", a.title),
+                });
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The `firmware.findings` record of one advisory on one server: `open` while it affects the
+/// server, `resolved` once it no longer does.
+pub fn advisory_finding(
+    server: &str,
+    a: &FirmwareUpdateAdvisory,
+    rule_pack: &str,
+    state: &str,
+    now: i64,
+) -> FirmwareFinding {
+    FirmwareFinding {
+        target: server.to_string(),
+        target_kind: "server".into(),
+        rule_id: format!("VULN-{}", a.id),
+        severity: a.severity.clone(),
+        source: "inventory".into(),
+        subject: a.subject.clone(),
+        container_path: Some(format!("component {}", a.component_id)),
+        offset: None,
+        variable: None,
+        cert_subject: None,
+        cert_issuer: None,
+        cert_sha1: None,
+        cert_not_after: None,
+        hash: None,
+        detail: Some(format!("{} {}", a.id, a.title)),
+        rule_pack: rule_pack.to_string(),
+        first_seen: now,
+        state: state.into(),
+    }
+}
+
 /// The latest inventory per server and source, the catalogs, and what was last published.
 pub struct FirmwareUpdatesProcessor {
     codec: RecordCodec,
@@ -182,6 +339,8 @@ pub struct FirmwareUpdatesProcessor {
     partitions: HashMap<String, BTreeSet<i32>>,
     /// `catalog/entry` → entry.
     catalog: BTreeMap<String, CatalogEntry>,
+    /// Advisory id → the advisory in force, with the version of the pack that published it.
+    advisories: BTreeMap<String, (Advisory, String)>,
     /// server → the last `firmware.updates` record published.
     published: HashMap<String, FirmwareUpdateStatus>,
     /// `inventory.latest` partitions this instance owns.
@@ -200,6 +359,7 @@ impl FirmwareUpdatesProcessor {
             inventories: HashMap::new(),
             partitions: HashMap::new(),
             catalog: BTreeMap::new(),
+            advisories: BTreeMap::new(),
             published: HashMap::new(),
             owned: BTreeSet::new(),
             dirty: BTreeSet::new(),
@@ -265,13 +425,53 @@ impl FirmwareUpdatesProcessor {
         Ok(())
     }
 
+    /// Applies a `firmware.advisories` record.
+    fn apply_advisory(&mut self, r: &ConsumedRecord) -> Result<(), Rejection> {
+        let Some(key) = record_key(r) else {
+            return Ok(());
+        };
+        let parsed = match r.record.value.as_deref() {
+            None => None,
+            Some(_) => {
+                let a: FirmwareAdvisory = self.codec.decode(FIRMWARE_ADVISORIES, r)?;
+                advisory(&a).map(|adv| (adv, a.rule_pack))
+            }
+        };
+        match parsed {
+            Some(a) => self.advisories.insert(key, a),
+            None => self.advisories.remove(&key),
+        };
+        self.catalog_changed = true;
+        Ok(())
+    }
+
     /// The record to publish for `server` now, if it differs from the last one: `Some(None)`
-    /// is a tombstone (no catalog entry applies to it any more).
+    /// is a tombstone (no catalog entry and no advisory applies to it any more).
     fn evaluate(&self, server: &str, now: i64) -> Option<Option<FirmwareUpdateStatus>> {
         let entries: Vec<&CatalogEntry> = self.catalog.values().collect();
-        let sources = self.inventories.get(server).map(|s| s.values());
-        let matches = match_server(server, sources.into_iter().flatten(), &entries);
-        let status = update_statuses(&matches, entries.len(), now).pop();
+        let advisories: Vec<&Advisory> = self.advisories.values().map(|(a, _)| a).collect();
+        let sources = || {
+            self.inventories
+                .get(server)
+                .into_iter()
+                .flat_map(|s| s.values())
+        };
+        let matches = match_server(server, sources(), &entries);
+        let affected = server_advisories(sources(), &advisories);
+        let mut status = update_statuses(&matches, entries.len(), now).pop();
+        if !affected.is_empty() {
+            status
+                .get_or_insert_with(|| FirmwareUpdateStatus {
+                    server_id: server.to_string(),
+                    evaluated_at: now,
+                    catalog_entries: entries.len() as i64,
+                    updates_available: 0,
+                    critical_updates: 0,
+                    components: Vec::new(),
+                    advisories: Vec::new(),
+                })
+                .advisories = affected;
+        }
         let last = self.published.get(server);
         match (&status, last) {
             (None, None) => None,
@@ -288,6 +488,7 @@ fn same_answer(a: &FirmwareUpdateStatus, b: &FirmwareUpdateStatus) -> bool {
         && a.updates_available == b.updates_available
         && a.critical_updates == b.critical_updates
         && a.components == b.components
+        && a.advisories == b.advisories
 }
 
 fn record_key(r: &ConsumedRecord) -> Option<String> {
@@ -295,6 +496,47 @@ fn record_key(r: &ConsumedRecord) -> Option<String> {
         .key
         .as_deref()
         .map(|k| String::from_utf8_lossy(k).into_owned())
+}
+
+impl FirmwareUpdatesProcessor {
+    /// `VULN-*` findings for what changed between the last record published for `server` and
+    /// `next`: an advisory that affects it now is `open`, one that no longer does `resolved`.
+    fn advisory_findings(
+        &self,
+        server: &str,
+        next: Option<&FirmwareUpdateStatus>,
+        now: i64,
+        out: &mut Vec<(String, Record)>,
+    ) {
+        let before: BTreeSet<&FirmwareUpdateAdvisory> = self
+            .published
+            .get(server)
+            .map(|s| s.advisories.iter().collect())
+            .unwrap_or_default();
+        let after: BTreeSet<&FirmwareUpdateAdvisory> = next
+            .map(|s| s.advisories.iter().collect())
+            .unwrap_or_default();
+        let pack = |id: &str| {
+            self.advisories
+                .get(id)
+                .map_or("withdrawn", |(_, version)| version.as_str())
+                .to_string()
+        };
+        let opened = after.difference(&before).map(|a| (*a, "open"));
+        let resolved = before.difference(&after).map(|a| (*a, "resolved"));
+        for (a, state) in opened.chain(resolved) {
+            let finding = advisory_finding(server, a, &pack(&a.id), state, now);
+            match self.codec.encode(FIRMWARE_FINDINGS, &finding) {
+                Ok(bytes) => out.push((
+                    FIRMWARE_FINDINGS.to_string(),
+                    Record::new(server.to_string(), bytes).with_timestamp(now),
+                )),
+                Err(Rejection(e)) => {
+                    tracing::error!(server, error = %e, "cannot encode a firmware finding")
+                }
+            }
+        }
+    }
 }
 
 impl Processor for FirmwareUpdatesProcessor {
@@ -332,14 +574,14 @@ impl Processor for FirmwareUpdatesProcessor {
     }
 
     fn globals(&self) -> Vec<&'static str> {
-        vec![FIRMWARE_CATALOG, INVENTORY_LATEST]
+        vec![FIRMWARE_CATALOG, FIRMWARE_ADVISORIES, INVENTORY_LATEST]
     }
 
     fn global(&mut self, r: &ConsumedRecord) {
-        let applied = if r.topic == FIRMWARE_CATALOG {
-            self.apply_catalog(r)
-        } else {
-            self.apply_inventory(r).map(|_| ())
+        let applied = match r.topic.as_str() {
+            FIRMWARE_CATALOG => self.apply_catalog(r),
+            FIRMWARE_ADVISORIES => self.apply_advisory(r),
+            _ => self.apply_inventory(r).map(|_| ()),
         };
         if let Err(Rejection(e)) = applied {
             tracing::warn!(topic = %r.topic, offset = r.offset, error = %e, "skipping an unreadable record");
@@ -401,6 +643,7 @@ impl Processor for FirmwareUpdatesProcessor {
                 },
             };
             out.push((FIRMWARE_UPDATES.to_string(), record));
+            self.advisory_findings(&server, next.as_ref(), now, out);
             match next {
                 None => self.published.remove(&server),
                 Some(status) => self.published.insert(server, status),

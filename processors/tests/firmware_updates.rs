@@ -9,11 +9,12 @@ use automata_log::{ConsumedRecord, EmbeddedConfig, LogConfig, MessageLog, Record
 use automata_processors::firmware_updates::FirmwareUpdatesProcessor;
 use automata_processors::{RunnerConfig, run};
 use automata_schemas::catalog::{
-    FIRMWARE_CATALOG, FIRMWARE_UPDATES, INVENTORY_LATEST, topic, topics,
+    FIRMWARE_ADVISORIES, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_UPDATES, INVENTORY_LATEST,
+    topic, topics,
 };
 use automata_schemas::types::{
-    Component, ComponentKind, FirmwareCatalogEntry, FirmwareUpdateStatus, InventorySnapshot,
-    InventorySource, SystemIdentity,
+    Component, ComponentKind, FirmwareAdvisory, FirmwareAdvisoryRange, FirmwareCatalogEntry,
+    FirmwareFinding, FirmwareUpdateStatus, InventorySnapshot, InventorySource, SystemIdentity,
 };
 use automata_schemas::{SchemaIds, decode, encode};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,8 @@ fn ids() -> SchemaIds {
         (INVENTORY_LATEST.to_string(), 21),
         (FIRMWARE_CATALOG.to_string(), 22),
         (FIRMWARE_UPDATES.to_string(), 23),
+        (FIRMWARE_ADVISORIES.to_string(), 24),
+        (FIRMWARE_FINDINGS.to_string(), 25),
     ]))
 }
 
@@ -102,6 +105,50 @@ fn entry(id: &str, version: &str, criticality: &str) -> Record {
     Record::new(format!("lab/{id}"), encode(spec, 22, &e).expect("encode"))
 }
 
+fn advisory(id: &str, fixed: &str, withdrawn: bool) -> Record {
+    let a = FirmwareAdvisory {
+        id: id.into(),
+        title: "Test BIOS advisory".into(),
+        severity: "critical".into(),
+        vendor: None,
+        component: Some("bios".into()),
+        names: vec![],
+        models: vec!["R750".into()],
+        ranges: vec![FirmwareAdvisoryRange {
+            fixed: Some(fixed.into()),
+            ..Default::default()
+        }],
+        references: vec![],
+        rule_pack: "test-pack".into(),
+        withdrawn,
+        published_at: 1,
+    };
+    let spec = topic(FIRMWARE_ADVISORIES).expect("spec");
+    Record::new(id.to_string(), encode(spec, 24, &a).expect("encode"))
+}
+
+/// `firmware.findings` records (server, rule, state) until `n` arrived, or none for `quiet`.
+async fn findings(
+    c: &mut automata_log::LogConsumer,
+    n: usize,
+    quiet: Duration,
+) -> Vec<(String, String, String, String)> {
+    let spec = topic(FIRMWARE_FINDINGS).expect("spec");
+    let mut got = Vec::new();
+    while got.len() < n {
+        let batch: Vec<ConsumedRecord> = c.recv_batch(100, quiet).await.expect("recv");
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            let f: FirmwareFinding =
+                decode(spec, 25, r.record.value.as_deref().expect("value")).expect("decode");
+            got.push((f.target, f.rule_id, f.state, f.subject));
+        }
+    }
+    got
+}
+
 /// `firmware.updates` records until `n` arrived, or none for `quiet`.
 async fn updates(
     c: &mut automata_log::LogConsumer,
@@ -139,6 +186,22 @@ fn of<'a>(
         .and_then(|(_, v)| v.as_ref())
 }
 
+/// An embedded log with every topic, in a directory dropped with the guard.
+async fn open_log() -> (tempfile::TempDir, MessageLog) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig {
+        embedded: EmbeddedConfig {
+            maintenance_interval_secs: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let log = MessageLog::open(&cfg, dir.path()).expect("open");
+    let specs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
+    log.ensure_topics(&specs).await.expect("topics");
+    (dir, log)
+}
+
 fn start(log: &MessageLog, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
     let (log, shutdown) = (log.clone(), shutdown.clone());
     tokio::spawn(async move {
@@ -155,17 +218,7 @@ fn start(log: &MessageLog, shutdown: &CancellationToken) -> tokio::task::JoinHan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_follow_their_inventory_and_the_catalog() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = LogConfig {
-        embedded: EmbeddedConfig {
-            maintenance_interval_secs: 0,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let log = MessageLog::open(&cfg, dir.path()).expect("open");
-    let specs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
-    log.ensure_topics(&specs).await.expect("topics");
+    let (_dir, log) = open_log().await;
     log.send_batch(
         FIRMWARE_CATALOG,
         vec![
@@ -238,6 +291,76 @@ async fn servers_follow_their_inventory_and_the_catalog() {
     let got = updates(&mut out, 2, Duration::from_secs(20)).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|(_, v)| v.is_none()), "{got:?}");
+    shutdown.cancel();
+    task.await.expect("join");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisories_open_and_resolve_findings_as_servers_and_the_pack_change() {
+    let (_dir, log) = open_log().await;
+    log.send(FIRMWARE_ADVISORIES, advisory("TEST-1", "2.0.0", false))
+        .await
+        .expect("advisory");
+    log.send_batch(
+        INVENTORY_LATEST,
+        vec![inventory(A, 1, "1.9.0"), inventory(B, 1, "2.1.0")],
+    )
+    .await
+    .expect("inventory");
+
+    let shutdown = CancellationToken::new();
+    let task = start(&log, &shutdown);
+    let mut out = log
+        .consumer("check-updates", &[FIRMWARE_UPDATES], StartFrom::Earliest)
+        .expect("consumer");
+    let mut found = log
+        .consumer("check-findings", &[FIRMWARE_FINDINGS], StartFrom::Earliest)
+        .expect("consumer");
+    // No catalog at all: A runs an affected BIOS, B a fixed one.
+    let got = updates(&mut out, 1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1, "only A is affected: {got:?}");
+    let a = of(&got, A).expect("A");
+    assert_eq!(a.components.len(), 0);
+    assert_eq!(a.advisories.len(), 1, "{a:?}");
+    assert_eq!(a.advisories[0].id, "TEST-1");
+    assert_eq!(a.advisories[0].installed, "1.9.0");
+    let f = findings(&mut found, 1, Duration::from_secs(20)).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1.as_str(), f[0].2.as_str()),
+        (A, "VULN-TEST-1", "open")
+    );
+    assert!(f[0].3.contains("fixed in 2.0.0"), "{f:?}");
+
+    // A is updated past the fix: its finding resolves and its record goes.
+    log.send(INVENTORY_LATEST, inventory(A, 2, "2.1.0"))
+        .await
+        .expect("send");
+    let got = updates(&mut out, 1, Duration::from_secs(20)).await;
+    assert_eq!(got, vec![(A.to_string(), None)]);
+    let f = findings(&mut found, 1, Duration::from_secs(20)).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].0.as_str(), f[0].2.as_str()), (A, "resolved"));
+
+    // A newer advisory range catches both; withdrawing it resolves both.
+    log.send(FIRMWARE_ADVISORIES, advisory("TEST-1", "3.0.0", false))
+        .await
+        .expect("send");
+    let f = findings(&mut found, 2, Duration::from_secs(20)).await;
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f.iter()
+            .all(|x| x.2 == "open" && x.3.contains("fixed in 3.0.0")),
+        "{f:?}"
+    );
+    log.send(FIRMWARE_ADVISORIES, advisory("TEST-1", "3.0.0", true))
+        .await
+        .expect("send");
+    let f = findings(&mut found, 2, Duration::from_secs(20)).await;
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f.iter().all(|x| x.2 == "resolved"), "{f:?}");
+    let got = updates(&mut out, 4, Duration::from_secs(20)).await;
+    assert!(of(&got, A).is_none() && of(&got, B).is_none(), "{got:?}");
     shutdown.cancel();
     task.await.expect("join");
 }

@@ -36,6 +36,9 @@ pub const FIRMWARE_SECUREBOOT: &str = "firmware.secureboot";
 pub const FIRMWARE_CATALOG_SYNCS: &str = "firmware.catalog.syncs";
 /// Compacted topic of each server's firmware against the synced catalogs (key SMBIOS UUID).
 pub const FIRMWARE_UPDATES: &str = "firmware.updates";
+/// Compacted topic of the rule pack's firmware advisories (key the advisory id): what the
+/// firmware-updates processor matches every server's installed firmware against.
+pub const FIRMWARE_ADVISORIES: &str = "firmware.advisories";
 /// Topic of authorised commands.
 pub const COMMANDS_REQUESTS: &str = "commands.requests";
 /// Topic of command progress and outcomes.
@@ -179,6 +182,7 @@ static TOPICS: &[TopicSpec] = &[
         3,
         None
     ),
+    avro!(FIRMWARE_ADVISORIES, "FirmwareAdvisory", "id", true, 1, None),
     avro!(
         FIRMWARE_FINDINGS,
         "FirmwareFinding",

@@ -704,14 +704,85 @@ pub struct FirmwareUpdateStatus {
     pub critical_updates: i64,
     /// Every component a catalog entry applies to.
     pub components: Vec<FirmwareUpdateComponent>,
+    /// Advisories affecting what the server runs (its VULN-* findings, source inventory).
+    #[serde(default)]
+    pub advisories: Vec<FirmwareUpdateAdvisory>,
+}
+
+/// One advisory that affects one installed component (in `firmware.updates`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FirmwareUpdateAdvisory {
+    /// The advisory id; the finding's rule id is `VULN-<id>`.
+    pub id: String,
+    /// critical, high, medium or info.
+    pub severity: String,
+    /// The advisory's title.
+    pub title: String,
+    /// The inventory's component id.
+    pub component_id: String,
+    /// The running version, in an affected range.
+    pub installed: String,
+    /// The finding's subject (what runs, and the fixed version when known).
+    pub subject: String,
+}
+
+/// An affected version range of a [`FirmwareAdvisory`]: `introduced <= v < fixed`, or
+/// `v <= last_affected`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareAdvisoryRange {
+    /// First affected version.
+    #[serde(default)]
+    pub introduced: Option<String>,
+    /// First fixed version.
+    #[serde(default)]
+    pub fixed: Option<String>,
+    /// Last affected version, when no fix is known.
+    #[serde(default)]
+    pub last_affected: Option<String>,
+}
+
+/// One advisory of the rule pack in force (`firmware.advisories`, key its id): the fleet-wide
+/// copy the firmware-updates processor matches installed firmware against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareAdvisory {
+    /// The CVE or vendor advisory id (the key).
+    pub id: String,
+    /// A short title.
+    pub title: String,
+    /// critical, high, medium or info.
+    pub severity: String,
+    /// Vendor substring.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Component kind.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// Name substrings.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Server model substrings.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Affected version ranges.
+    pub ranges: Vec<FirmwareAdvisoryRange>,
+    /// Where to read more.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// The version of the pack that published it.
+    pub rule_pack: String,
+    /// The pack in force no longer lists it.
+    #[serde(default)]
+    pub withdrawn: bool,
+    /// When the pack was installed, ms.
+    pub published_at: i64,
 }
 
 #[cfg(test)]
 mod firmware_tests {
     use super::*;
     use crate::catalog::{
-        FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_CATALOG_SYNCS, FIRMWARE_FINDINGS,
-        FIRMWARE_SCANS, FIRMWARE_SECUREBOOT, FIRMWARE_UPDATES, topic,
+        FIRMWARE_ADVISORIES, FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_CATALOG_SYNCS,
+        FIRMWARE_FINDINGS, FIRMWARE_SCANS, FIRMWARE_SECUREBOOT, FIRMWARE_UPDATES, topic,
     };
     use crate::codec::{decode, encode};
 
@@ -824,6 +895,35 @@ mod firmware_tests {
                     criticality: Some("critical".into()),
                     entry_key: Some("lab/bios-1.1".into()),
                 }],
+                advisories: vec![FirmwareUpdateAdvisory {
+                    id: "CVE-2023-45230".into(),
+                    severity: "high".into(),
+                    title: "PixieFAIL".into(),
+                    component_id: "bios".into(),
+                    installed: "1.0".into(),
+                    subject: "bios 1.0 (fixed in 1.1)".into(),
+                }],
+            },
+        );
+        round_trip(
+            FIRMWARE_ADVISORIES,
+            &FirmwareAdvisory {
+                id: "CVE-2023-45230".into(),
+                title: "PixieFAIL".into(),
+                severity: "high".into(),
+                vendor: None,
+                component: Some("bios".into()),
+                names: vec!["edk2".into()],
+                models: Vec::new(),
+                ranges: vec![FirmwareAdvisoryRange {
+                    introduced: None,
+                    fixed: Some("edk2-stable202402".into()),
+                    last_affected: None,
+                }],
+                references: Vec::new(),
+                rule_pack: "2026.12".into(),
+                withdrawn: false,
+                published_at: 10,
             },
         );
         round_trip(
