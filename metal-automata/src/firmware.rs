@@ -14,6 +14,7 @@ use automata_fwstore::{
     DownloadConfig, Downloader, Expected, FetchRequest, FirmwareStore, Manifest, S3Location,
     SignatureState, SignatureStatus, StoreLocation,
 };
+use automata_processors::firmware_updates::advisory_record;
 use automata_query::firmware::FirmwareEvents;
 use automata_schemas::types::{
     ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareScanResult,
@@ -456,7 +457,12 @@ fn remove_yara(cfg: &Config, name: &str, out: &Output) -> Result<()> {
     )
 }
 
-fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
+async fn rules_command(
+    cfg: &Config,
+    api: Option<&ApiClient>,
+    cmd: RulesCommand,
+    out: &Output,
+) -> Result<()> {
     match cmd {
         RulesCommand::Show => {
             let pack = active_rules(cfg)?;
@@ -503,13 +509,31 @@ fn rules_command(cfg: &Config, cmd: RulesCommand, out: &Output) -> Result<()> {
                 RulePack::load(&file).with_context(|| format!("rule pack {}", file.display()))?;
             // The operator's YARA files stay: refuse a pack they do not compile with.
             with_operator_yara(cfg, pack.clone())?;
+            let previous = installed_pack(cfg)?;
             replace_file(&rules_file(cfg), pack.to_json().as_bytes())?;
             tracing::info!(target: "audit", by = %operator(), version = %pack.version, from = %file.display(), "firmware rule pack installed");
+            // The fleet's copy of the advisories: the firmware-updates processor matches every
+            // server against them, so findings open and resolve without a rescan.
+            let fleet = match api {
+                Some(api) => publish_advisories(api, &previous, &pack)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+                None => Err("no service configured".into()),
+            };
+            let mut v = rules_summary(&pack);
+            v["advisories_published"] = json!(fleet.as_ref().ok());
+            let fleet_text = match &fleet {
+                Ok(n) => format!("{n} advisory record(s) published for the fleet"),
+                Err(e) => format!(
+                    "advisories not published to the fleet ({e}); `firmware rules update` again \
+                     once the service is up"
+                ),
+            };
             out.done(
-                &rules_summary(&pack),
+                &v,
                 &format!(
-                    "rule pack {} installed; `firmware rescan --all` applies it to stored blobs, \
-                     and the collectors use it from their next start",
+                    "rule pack {} installed; {fleet_text}; `firmware rescan --all` applies it to \
+                     stored blobs, and the collectors use it from their next start",
                     pack.version
                 ),
             )
@@ -716,7 +740,7 @@ pub async fn run(
             let rules = load_rules(cfg, rules.as_deref())?;
             fetch(cfg, api.as_ref(), &entry, &rules, out).await
         }
-        FirmwareCommand::Rules { command } => rules_command(cfg, command, out),
+        FirmwareCommand::Rules { command } => rules_command(cfg, api.as_ref(), command, out).await,
         FirmwareCommand::Updates { server_id, all } => {
             let api = api
                 .context("`firmware updates` reads the inventory from the service: set --server")?;
@@ -1498,30 +1522,9 @@ async fn rescan(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    // The fleet's installed firmware against the advisories (VULN-*), on a full rescan.
-    let mut fleet = None;
-    if let (None, Some(api)) = (one, api) {
-        match inventory_advisories(api, rules).await {
-            Ok((records, servers)) => {
-                fleet = Some(json!({
-                    "servers": servers,
-                    "open": records.iter().filter(|r| r.state == "open").count(),
-                    "resolved": records.iter().filter(|r| r.state == "resolved").count(),
-                }));
-                ev.findings.extend(records);
-            }
-            Err(e) => eprintln!("fleet advisories skipped: {e:#}"),
-        }
-    }
     publish(api, ev).await;
     if !out.is_table() {
-        return out.json(&json!({"rescanned": done, "fleet_advisories": fleet}));
-    }
-    if let Some(f) = &fleet {
-        println!(
-            "advisories: {} open and {} resolved finding(s) across {} server(s)",
-            f["open"], f["resolved"], f["servers"]
-        );
+        return out.json(&json!({"rescanned": done}));
     }
     let mut t = table(&["sha256", "name", "worst", "findings", "quarantined"]);
     for s in &done {
@@ -1542,85 +1545,93 @@ async fn rescan(
     Ok(())
 }
 
-/// Matches every server's latest firmware versions (the `firmware` table, BIOS included)
-/// against the pack's advisories: VULN-* findings for what is affected, and `resolved` records
-/// for inventory findings that no longer hold (the server was updated, or the advisory went).
-/// Returns the records and how many servers were evaluated.
-async fn inventory_advisories(
+/// Publishes `pack`'s advisories to `firmware.advisories`, and each advisory of `previous`
+/// that `pack` no longer lists as withdrawn (its findings resolve). Returns the records sent.
+async fn publish_advisories(
     api: &ApiClient,
-    rules: &RulePack,
-) -> Result<(Vec<automata_schemas::types::FirmwareFinding>, usize)> {
-    let rows = sql_rows(
-        api,
-        "SELECT f.server_id, f.component_id, f.kind, f.name, f.manufacturer, f.version, \
-         s.model AS server_model FROM (SELECT server_id, component_id, kind, name, manufacturer, \
-         version, row_number() OVER (PARTITION BY server_id, component_id ORDER BY observed_at \
-         DESC) AS rn FROM firmware) f LEFT JOIN servers s ON s.server_id = f.server_id \
-         WHERE f.rn = 1 ORDER BY f.server_id, f.component_id",
-    )
-    .await
-    .context("reading installed firmware (the firmware table)")?;
-    let text = row_text;
+    previous: &RulePack,
+    pack: &RulePack,
+) -> Result<usize> {
     let now = now_ms();
-    let mut open: BTreeMap<(String, String, String), Finding> = BTreeMap::new();
-    let mut servers = BTreeSet::new();
-    for r in &rows {
-        let Some(server) = text(r, "server_id") else {
-            continue;
-        };
-        servers.insert(server.clone());
-        let subject = Subject {
-            vendor: text(r, "manufacturer"),
-            component: text(r, "kind"),
-            name: text(r, "name"),
-            model: text(r, "server_model"),
-            version: text(r, "version").unwrap_or_default(),
-        };
-        let at = format!(
-            "component {}",
-            text(r, "component_id").unwrap_or_else(|| "?".into())
-        );
-        for f in automata_fwscan::advisory::advisory_findings(
-            &subject,
-            rules,
-            automata_fwscan::Source::Inventory,
-            &at,
-        ) {
-            open.insert((server.clone(), f.rule_id.clone(), f.subject.clone()), f);
-        }
+    let listed: BTreeSet<&str> = pack.advisories.iter().map(|a| a.id.as_str()).collect();
+    let advisories: Vec<_> = pack
+        .advisories
+        .iter()
+        .map(|a| advisory_record(a, &pack.version, false, now))
+        .chain(
+            previous
+                .advisories
+                .iter()
+                .filter(|a| !listed.contains(a.id.as_str()))
+                .map(|a| advisory_record(a, &pack.version, true, now)),
+        )
+        .collect();
+    let n = advisories.len();
+    let body = serde_json::to_value(FirmwareEvents {
+        advisories,
+        ..Default::default()
+    })?;
+    api.post("/api/v1/firmware/events", &body).await?;
+    Ok(n)
+}
+
+/// Publishes the advisories of the pack in force that `firmware.advisories` does not hold yet
+/// (the first start, or a release that ships new ones), so the fleet is matched against them
+/// without an operator's step. Advisories already there, withdrawn ones included, are left as
+/// they are: another instance's or an operator's word is never overwritten from a local file.
+pub async fn seed_advisories(
+    cfg: &Config,
+    log: &automata_log::MessageLog,
+    ids: &automata_schemas::SchemaIds,
+) -> Result<usize> {
+    use automata_schemas::catalog::{FIRMWARE_ADVISORIES, topic};
+    let pack = installed_pack(cfg)?;
+    if pack.advisories.is_empty() {
+        return Ok(0);
     }
-    let record = |server: &str, f: &Finding| {
-        automata_producers::findings::finding_record(server, TargetKind::Server, f, now)
-    };
-    let mut out: Vec<_> = open.iter().map(|((s, _, _), f)| record(s, f)).collect();
-    // Open inventory findings from earlier evaluations that no longer hold.
-    let earlier = live_findings(api, None, None, Some("inventory")).await;
-    for prev in earlier.unwrap_or_default() {
-        let (Some(server), Some(rule), Some(subject)) = (
-            text(&prev, "server"),
-            text(&prev, "rule_id"),
-            text(&prev, "subject"),
-        ) else {
+    let ranges: Vec<_> = log
+        .watermarks(FIRMWARE_ADVISORIES)
+        .await?
+        .into_iter()
+        .filter(|w| w.high > w.low)
+        .map(|w| automata_log::ReadRange {
+            topic: FIRMWARE_ADVISORIES.to_string(),
+            partition: w.partition,
+            from: w.low,
+            to: w.high,
+        })
+        .collect();
+    let mut held = BTreeSet::new();
+    let mut records = log
+        .read_ranges(&ranges, usize::MAX, std::time::Duration::from_secs(10))
+        .await?;
+    records.sort_by_key(|r| r.offset);
+    for r in records {
+        let Some(key) = r.record.key.as_deref() else {
             continue;
         };
-        if open.contains_key(&(server.clone(), rule.clone(), subject.clone())) {
-            continue;
-        }
-        let gone = Finding {
-            rule_id: rule,
-            severity: text(&prev, "severity")
-                .and_then(|s| serde_json::from_value(Value::String(s)).ok())
-                .unwrap_or(Severity::Info),
-            source: automata_fwscan::Source::Inventory,
-            subject,
-            evidence: Default::default(),
-            rule_pack: rules.version.clone(),
+        let key = String::from_utf8_lossy(key).into_owned();
+        match r.record.value {
+            Some(_) => held.insert(key),
+            None => held.remove(&key),
         };
-        let mut rec = record(&server, &gone);
-        rec.state = "resolved".into();
-        out.push(rec);
     }
-    Ok((out, servers.len()))
+    let spec = topic(FIRMWARE_ADVISORIES).context("the firmware.advisories topic")?;
+    let id = ids
+        .get(FIRMWARE_ADVISORIES)
+        .context("no schema id for firmware.advisories")?;
+    let now = now_ms();
+    let mut out = Vec::new();
+    for a in pack.advisories.iter().filter(|a| !held.contains(&a.id)) {
+        let bytes =
+            automata_schemas::encode(spec, id, &advisory_record(a, &pack.version, false, now))?;
+        out.push(automata_log::Record::new(a.id.clone(), bytes).with_timestamp(now));
+    }
+    let n = out.len();
+    if n > 0 {
+        log.send_batch(FIRMWARE_ADVISORIES, out).await?;
+    }
+    Ok(n)
 }
 
 async fn findings(

@@ -185,6 +185,21 @@ pub async fn serve(
             .await;
             ("processor", r.map_err(Into::into))
         });
+        // The pack's advisories the fleet's topic lacks (the first start, or a release that
+        // ships new ones): the firmware-updates processor matches servers against the topic.
+        let (seed_log, seed_ids, seed_cfg) = (log.clone(), schemas.ids(), cfg.clone());
+        tokio::spawn(async move {
+            match crate::firmware::seed_advisories(&seed_cfg, &seed_log, &seed_ids).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    advisories = n,
+                    "rule pack advisories published for the fleet"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "rule pack advisories not published")
+                }
+            }
+        });
         let (fw_log, s, ids) = (log.clone(), shutdown.clone(), schemas.ids());
         let instance = instance_id(&data_dir);
         tasks.spawn(async move {

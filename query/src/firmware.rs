@@ -12,11 +12,11 @@ use automata_fwremote::{RemoteBuilder, RemoteError};
 use automata_fwstore::{BlobRange, BlobUrlSigner, FirmwareStore, Manifest, StoreError};
 use automata_log::{MessageLog, Record};
 use automata_schemas::catalog::{
-    FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_CATALOG_SYNCS, FIRMWARE_FINDINGS,
-    FIRMWARE_SCANS, FIRMWARE_SECUREBOOT, FIRMWARE_UPDATES, topic,
+    FIRMWARE_ADVISORIES, FIRMWARE_ARTIFACTS, FIRMWARE_CATALOG, FIRMWARE_CATALOG_SYNCS,
+    FIRMWARE_FINDINGS, FIRMWARE_SCANS, FIRMWARE_SECUREBOOT, FIRMWARE_UPDATES, topic,
 };
 use automata_schemas::types::{
-    FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareFinding,
+    FirmwareAdvisory, FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareFinding,
     FirmwareScanResult, FirmwareUpdateStatus, SecureBootSnapshot,
 };
 use automata_schemas::{SchemaIds, encode};
@@ -123,6 +123,10 @@ pub struct FirmwareEvents {
     /// `firmware.secureboot` records (key server UUID): the agent's efivars summary.
     #[schema(value_type = Vec<Object>)]
     pub secure_boot: Vec<SecureBootSnapshot>,
+    /// `firmware.advisories` records (key advisory id): the rule pack's advisories, withdrawn
+    /// ones included, as `firmware rules update` installs a pack.
+    #[schema(value_type = Vec<Object>)]
+    pub advisories: Vec<FirmwareAdvisory>,
     /// Operator actions done on the service host (quarantine, release), for the audit log.
     pub audit: Vec<AuditNote>,
 }
@@ -158,6 +162,8 @@ pub struct Published {
     pub catalog_syncs: usize,
     /// `firmware.updates`.
     pub updates: usize,
+    /// `firmware.advisories`.
+    pub advisories: usize,
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -429,6 +435,9 @@ async fn post_events(
             .await?,
         updates: r
             .publish(FIRMWARE_UPDATES, &ev.updates, |u| u.server_id.clone())
+            .await?,
+        advisories: r
+            .publish(FIRMWARE_ADVISORIES, &ev.advisories, |a| a.id.clone())
             .await?,
     };
     if !ev.catalog_removed.is_empty() {

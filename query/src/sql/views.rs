@@ -184,12 +184,13 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "firmware_updates",
-        about: "Latest firmware verdict per server against the synced catalogs: updates \
-                available, critical ones, and every matched component",
+        about: "Latest firmware verdict per server against the synced catalogs and the rule \
+                pack's advisories: updates available, critical ones, every matched component, \
+                and the advisories affecting what it runs",
         topics: &[catalog::FIRMWARE_UPDATES],
         time_column: None,
         sql: "SELECT server_id, evaluated_at, catalog_entries, updates_available, \
-              critical_updates, components \
+              critical_updates, components, advisories \
               FROM (SELECT *, row_number() OVER (PARTITION BY server_id \
                     ORDER BY _log_timestamp DESC, _offset DESC) AS _rn \
                     FROM raw.firmware_updates) \
