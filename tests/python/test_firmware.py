@@ -328,28 +328,30 @@ def test_a_server_on_the_2011_kek_shows_in_live_findings(service, tmp_path):
         assert ids <= {r["server_id"] for r in rows}, rows
 
         # Advisories against installed firmware (VULN-<id>, source inventory): the mockup's BIOS
-        # "P79 v1.45 (12/06/2017)" is in the range fixed by P79 v1.46; a rescan with a pack that
-        # no longer lists the advisory resolves the findings.
+        # "P79 v1.45 (12/06/2017)" is in the range fixed by P79 v1.46. `rules update` publishes
+        # the pack's advisories to the fleet and the firmware-updates processor opens findings,
+        # no rescan; a pack that no longer lists the advisory resolves them. (The CLI installs
+        # the pack in a data directory of its own: the service's pack stays the built-in one.)
+        cli_env = dict(env, METAL_AUTOMATA_DATA_DIR=str(tmp_path / "cli-data"))
         pack = tmp_path / "advisories.json"
         pack.write_text(json.dumps({"version": "test-advisories", "advisories": [{
             "id": "TEST-2026-0001", "title": "Contoso 3500 BIOS test advisory",
             "severity": "critical", "component": "bios", "models": ["3500"],
             "ranges": [{"fixed": "P79 v1.46"}]}]}))
-        rescan = ma_json(env, "firmware", "rescan", "--all", "--rules", str(pack))
-        assert rescan["fleet_advisories"]["open"] >= len(ids), rescan
-        deadline = time.time() + 30
+        installed = ma_json(cli_env, "firmware", "rules", "update", str(pack))
+        assert installed["advisories_published"] >= 1, installed
+        deadline = time.time() + 60
         while time.time() < deadline:
             got = ma_json(env, "firmware", "findings", "--rule", "VULN-TEST-2026-0001")["servers"]
             if ids <= {r["server"] for r in got}:
                 break
             time.sleep(1)
-        assert ids <= {r["server"] for r in got}, (got, rescan)
+        assert ids <= {r["server"] for r in got}, (got, installed)
         assert all(r["source"] == "inventory" and r["severity"] == "critical" for r in got), got
         assert all("fixed in P79 v1.46" in r["subject"] for r in got), got
         pack.write_text(json.dumps({"version": "test-advisories-2", "advisories": []}))
-        rescan = ma_json(env, "firmware", "rescan", "--all", "--rules", str(pack))
-        assert rescan["fleet_advisories"]["resolved"] >= len(ids), rescan
-        deadline = time.time() + 30
+        ma(cli_env, "firmware", "rules", "update", str(pack))
+        deadline = time.time() + 60
         while time.time() < deadline:
             got = ma_json(env, "firmware", "findings", "--rule", "VULN-TEST-2026-0001")["servers"]
             if not (ids & {r["server"] for r in got}):
