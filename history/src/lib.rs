@@ -27,6 +27,7 @@ use deltalake::DeltaTable;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 
 pub use layout::{
@@ -257,6 +258,10 @@ impl TableWriter {
             let written = table
                 .write(vec![rows])
                 .with_save_mode(SaveMode::Append)
+                // A schema release adds optional fields (the evolution guard allows nothing
+                // else): merging adds their columns to a table an older release wrote, where a
+                // plain append would refuse every batch from then on.
+                .with_schema_mode(SchemaMode::Merge)
                 .with_partition_columns([DATE_COLUMN])
                 .with_writer_properties(writer_properties())
                 .with_commit_properties(

@@ -351,3 +351,55 @@ async fn telemetry_files_are_sorted_by_server_whatever_the_log_order() {
     sorted.sort();
     assert_eq!(rows, sorted);
 }
+
+#[tokio::test]
+async fn a_table_an_older_release_wrote_takes_the_columns_added_since() {
+    use automata_history::app_id;
+    use deltalake::kernel::Transaction;
+    use deltalake::kernel::transaction::CommitProperties;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().display().to_string();
+    let w = HistoryWriter::new(root.clone(), ids(), policy());
+    let uri = w.table_uri(TELEMETRY_READINGS);
+    drop(w);
+
+    // An older release: the same rows without the optional `thresholds` column, offsets 0..9
+    // of each partition committed in the table's txn actions as the writer does.
+    let spec = topic(TELEMETRY_READINGS).expect("topic");
+    let mut batcher = RecordBatcher::new(spec, SAMPLE_SCHEMA_ID).expect("batcher");
+    for r in records(0, 10) {
+        assert_eq!(batcher.push(&r).expect("push"), Pushed::Row);
+    }
+    let (batch, _) = batcher.take().expect("take").expect("rows");
+    let i = batch.schema().index_of("thresholds").expect("thresholds");
+    let mut old = batch.clone();
+    old.remove_column(i);
+    std::fs::create_dir_all(&uri).expect("table dir");
+    let url = deltalake::ensure_table_uri(&uri).expect("url");
+    let table = deltalake::DeltaTable::try_from_url(url)
+        .await
+        .expect("location");
+    let txns = (0..3)
+        .map(|p| Transaction::new(app_id(TELEMETRY_READINGS, p), 9))
+        .collect();
+    table
+        .write(vec![old])
+        .with_partition_columns(["date"])
+        .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+        .await
+        .expect("old release writes");
+
+    // The current release resumes after the old rows and writes its own, thresholds included.
+    let mut w = HistoryWriter::new(root, ids(), policy());
+    let rep = w.ingest(&records(0, 20)).await.expect("ingest");
+    assert_eq!((rep.duplicates, rep.buffered), (30, 30));
+    assert_eq!(w.flush(true).await.expect("the new column merges"), 30);
+    assert_eq!(count_rows(&uri).await, (60, 60));
+    let table = open_table(&uri).await.expect("open").expect("exists");
+    let schema = table.snapshot().expect("snapshot").schema();
+    assert!(
+        schema.field("thresholds").is_some(),
+        "the table schema gained the column"
+    );
+}

@@ -12,6 +12,25 @@ use automata_schemas::catalog::{TELEMETRY_READINGS, topics};
 use automata_schemas::sample::{SAMPLE_SCHEMA_ID, telemetry_reading_bytes};
 use deltalake::arrow::array::Int64Array;
 
+/// An embedded log in `dir` with every topic of the catalog.
+async fn fleet_log(dir: &std::path::Path) -> MessageLog {
+    let log = MessageLog::open(&LogConfig::default(), dir).expect("log");
+    let cfgs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
+    log.ensure_topics(&cfgs).await.expect("topics");
+    log
+}
+
+/// Readings `from..from + n`, spread over `servers` servers.
+fn readings(from: u64, n: u64, servers: u64) -> Vec<Record> {
+    (from..from + n)
+        .map(|i| {
+            let server = format!("srv-{}", i % servers);
+            let v = telemetry_reading_bytes(&server, i).expect("encodes");
+            Record::new(server.into_bytes(), v)
+        })
+        .collect()
+}
+
 async fn count(engine: &SqlEngine, sql: &str) -> i64 {
     let (_, batches, _) = engine.query(sql, None).await.expect("query runs");
     batches[0]
@@ -25,9 +44,7 @@ async fn count(engine: &SqlEngine, sql: &str) -> i64 {
 #[tokio::test]
 async fn flushed_rows_and_the_unwritten_tail_are_each_counted_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = MessageLog::open(&LogConfig::default(), dir.path()).expect("log");
-    let cfgs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
-    log.ensure_topics(&cfgs).await.expect("topics");
+    let log = fleet_log(dir.path()).await;
     let ids = SchemaIds::new(HashMap::from([(
         TELEMETRY_READINGS.to_string(),
         SAMPLE_SCHEMA_ID,
@@ -35,14 +52,7 @@ async fn flushed_rows_and_the_unwritten_tail_are_each_counted_once() {
     let send = |from: u64, n: u64| {
         let log = log.clone();
         async move {
-            let recs: Vec<Record> = (from..from + n)
-                .map(|i| {
-                    let server = format!("srv-{}", i % 7);
-                    let v = telemetry_reading_bytes(&server, i).expect("encodes");
-                    Record::new(server.into_bytes(), v)
-                })
-                .collect();
-            log.send_batch(TELEMETRY_READINGS, recs)
+            log.send_batch(TELEMETRY_READINGS, readings(from, n, 7))
                 .await
                 .expect("send");
         }
@@ -161,4 +171,81 @@ async fn a_query_past_its_memory_limit_is_refused_not_fatal() {
         matches!(r, Err(SqlError::Memory { .. })),
         "expected the memory limit, got {r:?}"
     );
+}
+
+#[tokio::test]
+async fn a_table_an_older_release_wrote_reads_with_the_columns_added_since() {
+    use automata_history::layout::Pushed;
+    use automata_history::{RecordBatcher, app_id};
+    use automata_schemas::catalog::topic;
+    use deltalake::kernel::Transaction;
+    use deltalake::kernel::transaction::CommitProperties;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = fleet_log(dir.path()).await;
+    log.send_batch(TELEMETRY_READINGS, readings(0, 50, 5))
+        .await
+        .expect("send");
+    let mut c = log
+        .consumer("old-release", &[TELEMETRY_READINGS], StartFrom::Earliest)
+        .expect("consumer");
+    let mut read = Vec::new();
+    while read.len() < 50 {
+        let b = c
+            .recv_batch(1000, Duration::from_secs(2))
+            .await
+            .expect("recv");
+        assert!(!b.is_empty(), "the log holds 50 records");
+        read.extend(b);
+    }
+
+    // An older release wrote the first 30 records without the optional `thresholds` column.
+    let mut batcher =
+        RecordBatcher::new(topic(TELEMETRY_READINGS).expect("topic"), SAMPLE_SCHEMA_ID)
+            .expect("batcher");
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for r in &read[..30] {
+        assert_eq!(batcher.push(r).expect("push"), Pushed::Row);
+        let o = last.entry(r.partition).or_insert(r.offset);
+        *o = (*o).max(r.offset);
+    }
+    let (mut old, _) = batcher.take().expect("take").expect("rows");
+    old.remove_column(old.schema().index_of("thresholds").expect("thresholds"));
+    let root = dir.path().join("history").display().to_string();
+    let uri = format!("{root}/{TELEMETRY_READINGS}");
+    std::fs::create_dir_all(&uri).expect("table dir");
+    let table =
+        deltalake::DeltaTable::try_from_url(deltalake::ensure_table_uri(&uri).expect("url"))
+            .await
+            .expect("location");
+    let txns = last
+        .iter()
+        .map(|(p, o)| Transaction::new(app_id(TELEMETRY_READINGS, *p), *o))
+        .collect();
+    table
+        .write(vec![old])
+        .with_partition_columns(["date"])
+        .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+        .await
+        .expect("old release writes");
+
+    // The current release reads the old rows with nulls there, and the tail with its values.
+    let ids = SchemaIds::new(HashMap::from([(
+        TELEMETRY_READINGS.to_string(),
+        SAMPLE_SCHEMA_ID,
+    )]));
+    let engine = SqlEngine::new(log.clone(), ids, root, SqlConfig::default());
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM raw.telemetry_readings").await,
+        50
+    );
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(thresholds) FROM raw.telemetry_readings"
+        )
+        .await,
+        20
+    );
+    assert_eq!(count(&engine, "SELECT count(*) FROM telemetry").await, 50);
 }

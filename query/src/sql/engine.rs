@@ -19,16 +19,16 @@ use automata_schemas::SchemaIds;
 use automata_schemas::catalog::topic;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::DataType;
-use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use deltalake::datafusion::catalog::MemorySchemaProvider;
-use deltalake::datafusion::common::Column;
 use deltalake::datafusion::common::config::Dialect;
+use deltalake::datafusion::common::{Column, ScalarValue};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use deltalake::datafusion::logical_expr::{Expr, cast};
+use deltalake::datafusion::logical_expr::{Expr, cast, lit};
 use deltalake::datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -243,10 +243,26 @@ impl SqlEngine {
             }
             None => None,
         };
-        let schema: SchemaRef = flushed
-            .as_ref()
-            .map(|p| p.schema())
-            .unwrap_or_else(|| batcher.schema());
+        // The table's own types, plus the columns of fields added since an older release wrote
+        // it (its next write merges them in): until then they read as nulls.
+        let added: Vec<FieldRef> = match &flushed {
+            Some(p) => batcher
+                .schema()
+                .fields()
+                .iter()
+                .filter(|f| p.schema().field_with_name(f.name()).is_err())
+                .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let schema: SchemaRef = match &flushed {
+            Some(p) => {
+                let mut fields: Vec<FieldRef> = p.schema().fields().iter().cloned().collect();
+                fields.extend(added.iter().cloned());
+                Arc::new(Schema::new(fields))
+            }
+            None => batcher.schema(),
+        };
 
         // The tail: per partition, from past the table's offset (or the newest `max_live_rows`
         // spread over the partitions) to the high watermark.
@@ -290,6 +306,7 @@ impl SqlEngine {
             Some(f) => {
                 let df = ctx
                     .read_table(f)
+                    .and_then(|d| with_null_columns(d, &added))
                     .and_then(|d| d.union(ctx.read_table(Arc::new(live))?))
                     .map_err(|e| unavailable(&e))?;
                 df.into_view()
@@ -384,4 +401,23 @@ impl SqlEngine {
             .await
             .map_err(|_| SqlError::Timeout(secs))?
     }
+}
+
+/// `df` with a null column for each of `added` (fields a table written by an older release
+/// lacks), so that it lines up with rows decoded with the current schema.
+fn with_null_columns(df: DataFrame, added: &[FieldRef]) -> Result<DataFrame, DataFusionError> {
+    if added.is_empty() {
+        return Ok(df);
+    }
+    let mut exprs: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::from_name(f.name())))
+        .collect();
+    for f in added {
+        let null = ScalarValue::try_from(f.data_type())?;
+        exprs.push(lit(null).alias(f.name()));
+    }
+    df.select(exprs)
 }
