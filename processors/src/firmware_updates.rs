@@ -230,6 +230,10 @@ pub fn advisory_record(
 
 /// The advisories that affect what one server runs (every versioned component of every source,
 /// and the BIOS), sorted and without repeats (two sources often report the same BIOS).
+///
+/// A component is judged by the source that saw it last: after an in-band update the agent
+/// reports the new version before the BMC's next poll, and the stale copy must not keep an
+/// advisory open.
 pub fn server_advisories<'a>(
     sources: impl IntoIterator<Item = &'a InventorySnapshot>,
     advisories: &[&Advisory],
@@ -238,6 +242,9 @@ pub fn server_advisories<'a>(
     if advisories.is_empty() {
         return Vec::new();
     }
+    let mut sources: Vec<&InventorySnapshot> = sources.into_iter().collect();
+    sources.sort_by_key(|s| std::cmp::Reverse(s.collected_at));
+    let mut judged: BTreeSet<String> = BTreeSet::new();
     for snap in sources {
         let model = snap.system.product.clone();
         let components = snap.components.iter().filter_map(|c| {
@@ -269,6 +276,9 @@ pub fn server_advisories<'a>(
             ))
         });
         for (component_id, subject) in components.chain(bios) {
+            if !judged.insert(component_id.clone()) {
+                continue;
+            }
             for a in advisories.iter().filter(|a| a.affects(&subject)) {
                 let version = subject.version.trim();
                 let fix = a
@@ -508,23 +518,38 @@ impl FirmwareUpdatesProcessor {
         now: i64,
         out: &mut Vec<(String, Record)>,
     ) {
-        let before: BTreeSet<&FirmwareUpdateAdvisory> = self
-            .published
-            .get(server)
-            .map(|s| s.advisories.iter().collect())
-            .unwrap_or_default();
-        let after: BTreeSet<&FirmwareUpdateAdvisory> = next
-            .map(|s| s.advisories.iter().collect())
-            .unwrap_or_default();
+        // A finding is known by its rule and subject: several identical parts (eight drives of
+        // one model) share one, and it stays open while any of them is affected.
+        fn by_finding(
+            s: Option<&FirmwareUpdateStatus>,
+        ) -> BTreeMap<(&str, &str), &FirmwareUpdateAdvisory> {
+            s.into_iter()
+                .flat_map(|s| s.advisories.iter())
+                .map(|a| ((a.id.as_str(), a.subject.as_str()), a))
+                .collect()
+        }
+        let before = by_finding(self.published.get(server));
+        let after = by_finding(next);
         let pack = |id: &str| {
             self.advisories
                 .get(id)
                 .map_or("withdrawn", |(_, version)| version.as_str())
                 .to_string()
         };
-        let opened = after.difference(&before).map(|a| (*a, "open"));
-        let resolved = before.difference(&after).map(|a| (*a, "resolved"));
-        for (a, state) in opened.chain(resolved) {
+        // Resolved ones first: a reader that folds findings by rule alone ends on what is open.
+        let resolved = before
+            .iter()
+            .filter(|(k, _)| !after.contains_key(*k))
+            .map(|(_, a)| (*a, "resolved"));
+        let opened = after
+            .iter()
+            .filter(|(k, a)| {
+                before
+                    .get(*k)
+                    .is_none_or(|b| (&b.severity, &b.title) != (&a.severity, &a.title))
+            })
+            .map(|(_, a)| (*a, "open"));
+        for (a, state) in resolved.chain(opened) {
             let finding = advisory_finding(server, a, &pack(&a.id), state, now);
             match self.codec.encode(FIRMWARE_FINDINGS, &finding) {
                 Ok(bytes) => out.push((

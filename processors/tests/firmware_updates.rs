@@ -77,6 +77,47 @@ fn inventory(server: &str, at: i64, bios: &str) -> Record {
     )
 }
 
+/// Two NVMe drives of one model as `source` saw them at `at`, with their firmware versions.
+fn drives(server: &str, source: InventorySource, at: i64, versions: [&str; 2]) -> Record {
+    let drive = |i: usize, version: &str| Component {
+        component_id: format!("nvme:{i}"),
+        kind: ComponentKind::Nvme,
+        name: "Lab NVMe SSD".into(),
+        manufacturer: None,
+        model: None,
+        serial: None,
+        part_number: None,
+        firmware_version: Some(version.into()),
+        location: None,
+        properties: HashMap::new(),
+    };
+    let snap = InventorySnapshot {
+        server_id: server.into(),
+        source,
+        collected_at: at,
+        system: SystemIdentity {
+            product: Some("PowerEdge R750".into()),
+            ..Default::default()
+        },
+        bios: None,
+        components: versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| drive(i, v))
+            .collect(),
+        errors: vec![],
+    };
+    let name = match source {
+        InventorySource::Agent => "agent",
+        _ => "redfish",
+    };
+    let spec = topic(INVENTORY_LATEST).expect("spec");
+    Record::new(
+        format!("{server}/{name}"),
+        encode(spec, 21, &snap).expect("encode"),
+    )
+}
+
 fn entry(id: &str, version: &str, criticality: &str) -> Record {
     let e = FirmwareCatalogEntry {
         catalog: "lab".into(),
@@ -106,12 +147,16 @@ fn entry(id: &str, version: &str, criticality: &str) -> Record {
 }
 
 fn advisory(id: &str, fixed: &str, withdrawn: bool) -> Record {
+    advisory_for(id, "bios", fixed, withdrawn)
+}
+
+fn advisory_for(id: &str, component: &str, fixed: &str, withdrawn: bool) -> Record {
     let a = FirmwareAdvisory {
         id: id.into(),
-        title: "Test BIOS advisory".into(),
+        title: format!("Test {component} advisory"),
         severity: "critical".into(),
         vendor: None,
-        component: Some("bios".into()),
+        component: Some(component.into()),
         names: vec![],
         models: vec!["R750".into()],
         ranges: vec![FirmwareAdvisoryRange {
@@ -361,6 +406,58 @@ async fn advisories_open_and_resolve_findings_as_servers_and_the_pack_change() {
     assert!(f.iter().all(|x| x.2 == "resolved"), "{f:?}");
     let got = updates(&mut out, 4, Duration::from_secs(20)).await;
     assert!(of(&got, A).is_none() && of(&got, B).is_none(), "{got:?}");
+    shutdown.cancel();
+    task.await.expect("join");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_parts_share_a_finding_and_the_newest_source_decides() {
+    let (_dir, log) = open_log().await;
+    log.send(
+        FIRMWARE_ADVISORIES,
+        advisory_for("TEST-D", "nvme", "2.0", false),
+    )
+    .await
+    .expect("advisory");
+    log.send(
+        INVENTORY_LATEST,
+        drives(A, InventorySource::Redfish, 1, ["1.0", "1.0"]),
+    )
+    .await
+    .expect("inventory");
+
+    let shutdown = CancellationToken::new();
+    let task = start(&log, &shutdown);
+    let mut found = log
+        .consumer("check-findings", &[FIRMWARE_FINDINGS], StartFrom::Earliest)
+        .expect("consumer");
+    let f = findings(&mut found, 1, Duration::from_secs(20)).await;
+    assert_eq!(f.len(), 1, "two identical drives, one finding: {f:?}");
+    assert_eq!((f[0].1.as_str(), f[0].2.as_str()), ("VULN-TEST-D", "open"));
+
+    // One drive is updated: the other is still affected, so the finding stays open.
+    log.send(
+        INVENTORY_LATEST,
+        drives(A, InventorySource::Redfish, 2, ["2.0", "1.0"]),
+    )
+    .await
+    .expect("send");
+    let f = findings(&mut found, 1, Duration::from_secs(3)).await;
+    assert!(f.is_empty(), "nothing changed for the finding: {f:?}");
+
+    // The agent sees both updated after the BMC's last poll: the newer report decides.
+    log.send(
+        INVENTORY_LATEST,
+        drives(A, InventorySource::Agent, 3, ["2.0", "2.0"]),
+    )
+    .await
+    .expect("send");
+    let f = findings(&mut found, 1, Duration::from_secs(20)).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].1.as_str(), f[0].2.as_str()),
+        ("VULN-TEST-D", "resolved")
+    );
     shutdown.cancel();
     task.await.expect("join");
 }
