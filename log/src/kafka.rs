@@ -399,17 +399,18 @@ impl KafkaLog {
 
     /// Reads offset ranges `[from, to)` of several partitions with one group-less consumer
     /// (committed records only), for reading a tail without joining a group. Stops at each
-    /// range's end, at the partition's end, after `max` records per range, or at `wait`.
+    /// range's end, at the partition's end, after `max` records per range, or at `wait`; with
+    /// the records, how many ranges `wait` cut short.
     pub async fn read_ranges(
         &self,
         ranges: &[crate::ReadRange],
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<ConsumedRecord>> {
+    ) -> Result<(Vec<ConsumedRecord>, usize)> {
         let ranges: Vec<crate::ReadRange> =
             ranges.iter().filter(|r| r.from < r.to).cloned().collect();
         if ranges.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let mut c = base_config(&self.config);
         c.set("group.id", "metal-automata-reader")
@@ -417,7 +418,7 @@ impl KafkaLog {
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
             .set("fetch.wait.max.ms", "50");
-        tokio::task::spawn_blocking(move || -> Result<Vec<ConsumedRecord>> {
+        tokio::task::spawn_blocking(move || -> Result<(Vec<ConsumedRecord>, usize)> {
             let consumer: BaseConsumer = c.create().map_err(kerr)?;
             let mut tpl = TopicPartitionList::new();
             for r in &ranges {
@@ -457,7 +458,7 @@ impl KafkaLog {
                     Some(Err(e)) => return Err(kerr(e)),
                 }
             }
-            Ok(out)
+            Ok((out, open.len()))
         })
         .await
         .map_err(|e| LogError::Kafka(e.to_string()))?

@@ -219,7 +219,26 @@ impl MessageLog {
                 }
                 Ok(out)
             }
-            MessageLog::Kafka(k) => k.read_ranges(ranges, max, wait).await,
+            MessageLog::Kafka(k) => Ok(k.read_ranges(ranges, max, wait).await?.0),
+        }
+    }
+
+    /// Reads offset ranges to their ends, or fails: for a decision that a partial read would
+    /// make wrongly (what a compacted topic holds), where [`Self::read_ranges`] would return
+    /// what `wait` allowed.
+    pub async fn read_ranges_whole(
+        &self,
+        ranges: &[ReadRange],
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        match self {
+            MessageLog::Embedded(_) => self.read_ranges(ranges, usize::MAX, wait).await,
+            MessageLog::Kafka(k) => match k.read_ranges(ranges, usize::MAX, wait).await? {
+                (out, 0) => Ok(out),
+                (_, cut) => Err(LogError::Kafka(format!(
+                    "{cut} partition(s) not read to their end within {wait:?}"
+                ))),
+            },
         }
     }
 

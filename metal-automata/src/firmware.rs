@@ -17,8 +17,8 @@ use automata_fwstore::{
 use automata_processors::firmware_updates::advisory_record;
 use automata_query::firmware::FirmwareEvents;
 use automata_schemas::types::{
-    ComponentKind, FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync, FirmwareScanResult,
-    ScanFinding, ScanVerdict,
+    ComponentKind, FirmwareAdvisory, FirmwareArtifact, FirmwareCatalogEntry, FirmwareCatalogSync,
+    FirmwareScanResult, ScanFinding, ScanVerdict,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -345,11 +345,12 @@ fn yara_dir(cfg: &Config) -> PathBuf {
 }
 
 /// The installed pack without the operator's YARA files, or the built-in one: what the
-/// collectors' live Secure Boot check uses (it runs no YARA, so a bad YARA file cannot stop it).
+/// collectors' live Secure Boot check and the fleet's advisories use. Its YARA is not compiled
+/// here (they run none), so YARA that stopped compiling cannot stop them; scans report it.
 pub fn installed_pack(cfg: &Config) -> Result<RulePack> {
     let path = rules_file(cfg);
     if path.is_file() {
-        return RulePack::load(&path)
+        return RulePack::load_data(&path)
             .with_context(|| format!("the installed rule pack {}", path.display()));
     }
     Ok(RulePack::builtin())
@@ -1545,8 +1546,10 @@ async fn rescan(
     Ok(())
 }
 
-/// Publishes `pack`'s advisories to `firmware.advisories`, and each advisory of `previous`
-/// that `pack` no longer lists as withdrawn (its findings resolve). Returns the records sent.
+/// Publishes `pack`'s advisories to `firmware.advisories`, and withdraws every other advisory
+/// the fleet holds as active or `previous` listed (its findings resolve). What the fleet holds
+/// is read from the topic, not from this machine's last pack, so a run after a failed one (or
+/// from another machine) still withdraws what the new pack dropped. Returns the records sent.
 async fn publish_advisories(
     api: &ApiClient,
     previous: &RulePack,
@@ -1554,17 +1557,45 @@ async fn publish_advisories(
 ) -> Result<usize> {
     let now = now_ms();
     let listed: BTreeSet<&str> = pack.advisories.iter().map(|a| a.id.as_str()).collect();
+    let active = sql_rows(
+        api,
+        "SELECT id, title, severity FROM (SELECT id, title, severity, withdrawn, \
+         row_number() OVER (PARTITION BY id ORDER BY _log_timestamp DESC, _offset DESC) AS _rn \
+         FROM raw.firmware_advisories) WHERE _rn = 1 AND NOT withdrawn",
+    )
+    .await
+    .context("reading the fleet's advisories")?;
+    let mut withdrawn: BTreeMap<String, FirmwareAdvisory> = BTreeMap::new();
+    for a in previous.advisories.iter() {
+        withdrawn.insert(a.id.clone(), advisory_record(a, &pack.version, true, now));
+    }
+    for r in &active {
+        let Some(id) = row_text(r, "id") else {
+            continue;
+        };
+        withdrawn
+            .entry(id.clone())
+            .or_insert_with(|| FirmwareAdvisory {
+                id,
+                title: row_text(r, "title").unwrap_or_default(),
+                severity: row_text(r, "severity").unwrap_or_else(|| "info".into()),
+                vendor: None,
+                component: None,
+                names: Vec::new(),
+                models: Vec::new(),
+                ranges: Vec::new(),
+                references: Vec::new(),
+                rule_pack: pack.version.clone(),
+                withdrawn: true,
+                published_at: now,
+            });
+    }
+    withdrawn.retain(|id, _| !listed.contains(id.as_str()));
     let advisories: Vec<_> = pack
         .advisories
         .iter()
         .map(|a| advisory_record(a, &pack.version, false, now))
-        .chain(
-            previous
-                .advisories
-                .iter()
-                .filter(|a| !listed.contains(a.id.as_str()))
-                .map(|a| advisory_record(a, &pack.version, true, now)),
-        )
+        .chain(withdrawn.into_values())
         .collect();
     let n = advisories.len();
     let body = serde_json::to_value(FirmwareEvents {
@@ -1603,8 +1634,11 @@ pub async fn seed_advisories(
         .collect();
     let mut held = BTreeSet::new();
     let mut records = log
-        .read_ranges(&ranges, usize::MAX, std::time::Duration::from_secs(10))
-        .await?;
+        .read_ranges_whole(&ranges, std::time::Duration::from_secs(10))
+        .await
+        .context(
+            "reading firmware.advisories (nothing seeded: a partial read could undo a withdrawal)",
+        )?;
     records.sort_by_key(|r| r.offset);
     for r in records {
         let Some(key) = r.record.key.as_deref() else {

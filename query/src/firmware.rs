@@ -97,37 +97,50 @@ pub struct ArtifactList {
 }
 
 /// `POST /api/v1/firmware/events`: records for the firmware topics, as the CLI makes them.
+///
+/// Empty lists are left out of the JSON, so a newer CLI still talks to a service that predates a
+/// list it does not use (unknown fields are refused, to catch misspellings).
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FirmwareEvents {
     /// `firmware.artifacts` records (key sha256).
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<FirmwareArtifact>,
     /// `firmware.scans` records (key sha256).
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scans: Vec<FirmwareScanResult>,
     /// `firmware.findings` records (key: the target).
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<FirmwareFinding>,
     /// `firmware.catalog` records (key catalog/entry).
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub catalog: Vec<FirmwareCatalogEntry>,
     /// `catalog/entry` keys that left their catalog: tombstones on `firmware.catalog`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub catalog_removed: Vec<String>,
     /// `firmware.catalog.syncs` records (key catalog name): one per catalog synced.
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub catalog_syncs: Vec<FirmwareCatalogSync>,
     /// `firmware.updates` records (key server UUID): each server against the synced catalogs.
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<FirmwareUpdateStatus>,
     /// `firmware.secureboot` records (key server UUID): the agent's efivars summary.
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secure_boot: Vec<SecureBootSnapshot>,
     /// `firmware.advisories` records (key advisory id): the rule pack's advisories, withdrawn
     /// ones included, as `firmware rules update` installs a pack.
     #[schema(value_type = Vec<Object>)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advisories: Vec<FirmwareAdvisory>,
     /// Operator actions done on the service host (quarantine, release), for the audit log.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditNote>,
 }
 

@@ -142,8 +142,10 @@ pub struct RulePack {
     /// names its own.
     #[serde(default = "crate::keys::builtin_leaked_keys")]
     pub leaked_keys: Vec<crate::keys::LeakedKey>,
-    /// Version-range advisories (VULN-<id>), for artifacts and installed firmware alike.
-    #[serde(default)]
+    /// Version-range advisories (VULN-<id>), for artifacts and installed firmware alike; the
+    /// shipped ones unless the pack names its own, so a pack that only adds test keys or a dbx
+    /// list does not withdraw them from the fleet (`"advisories": []` does).
+    #[serde(default = "builtin_advisories")]
     pub advisories: Vec<crate::advisory::Advisory>,
     /// YARA sources (YARA-<rule>); the shipped rules unless the pack names its own, so an older
     /// pack still gets them and `"yara": []` turns them off.
@@ -153,6 +155,17 @@ pub struct RulePack {
 
 fn default_expiry_days() -> u32 {
     180
+}
+
+/// The built-in pack's advisories (its JSON is checked by the unit tests).
+fn builtin_advisories() -> Vec<crate::advisory::Advisory> {
+    #[derive(Deserialize)]
+    struct Advisories {
+        advisories: Vec<crate::advisory::Advisory>,
+    }
+    serde_json::from_str::<Advisories>(BUILTIN_PACK)
+        .map(|p| p.advisories)
+        .unwrap_or_default()
 }
 
 /// Checks a root's DER hex and fills its SHA-1 from the DER when the pack left it out.
@@ -219,9 +232,10 @@ fn norm_hex(what: &'static str, value: &str, len: usize) -> Result<String, RuleP
 impl RulePack {
     /// The pack compiled into the binary: test keys plus a seed of Microsoft's dbx reference.
     pub fn builtin() -> RulePack {
-        // Both files are checked by the unit tests, so the fallback below is never taken.
+        // Both files are checked by the unit tests (the YARA too), so the fallback below is
+        // never taken; the YARA is compiled by the first scan, not by every use of the pack.
         let mut pack =
-            RulePack::from_json(BUILTIN_PACK).unwrap_or_else(|_| RulePack::empty("builtin"));
+            RulePack::from_json_data(BUILTIN_PACK).unwrap_or_else(|_| RulePack::empty("builtin"));
         let _ = pack.merge_msft_dbx(BUILTIN_DBX_SEED, "x64");
         pack
     }
@@ -241,8 +255,19 @@ impl RulePack {
         }
     }
 
-    /// Parses a pack in our JSON format, normalising hashes.
+    /// Parses a pack in our JSON format, normalising hashes, and checks its YARA compiles.
     pub fn from_json(text: &str) -> Result<RulePack, RulePackError> {
+        let pack = RulePack::from_json_data(text)?;
+        // Compiled here (and cached for the scans) so a pack whose rules do not compile is
+        // refused when installed, not discovered at the next scan.
+        crate::yara::check(&pack.yara)?;
+        Ok(pack)
+    }
+
+    /// Parses a pack without compiling its YARA: for the uses that run none (the live Secure
+    /// Boot check, the fleet's advisories), which a YARA source that stopped compiling (say,
+    /// under a newer yara-x) must not stop. Scans still compile, and report, it.
+    pub fn from_json_data(text: &str) -> Result<RulePack, RulePackError> {
         let mut pack: RulePack = serde_json::from_str(text)?;
         for k in &mut pack.test_keys {
             k.sha1 = norm_hex("test key sha1", &k.sha1, 20)?;
@@ -285,9 +310,6 @@ impl RulePack {
                 normalise_root(what, r)?;
             }
         }
-        // Compiled here (and cached for the scans) so a pack whose rules do not compile is
-        // refused when installed, not discovered at the next scan.
-        crate::yara::check(&pack.yara)?;
         Ok(pack)
     }
 
@@ -327,11 +349,23 @@ impl RulePack {
 
     /// Loads a pack file; a file in Microsoft's dbx format updates the builtin pack's reference.
     pub fn load(path: &Path) -> Result<RulePack, RulePackError> {
+        RulePack::load_with(path, RulePack::from_json)
+    }
+
+    /// [`Self::load`] without compiling the pack's YARA (see [`Self::from_json_data`]).
+    pub fn load_data(path: &Path) -> Result<RulePack, RulePackError> {
+        RulePack::load_with(path, RulePack::from_json_data)
+    }
+
+    fn load_with(
+        path: &Path,
+        parse: fn(&str) -> Result<RulePack, RulePackError>,
+    ) -> Result<RulePack, RulePackError> {
         let text = std::fs::read_to_string(path).map_err(|source| RulePackError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        match RulePack::from_json(&text) {
+        match parse(&text) {
             Ok(p) => Ok(p),
             Err(e) => {
                 let mut pack = RulePack::builtin();
@@ -721,6 +755,16 @@ mod tests {
             RulePack::builtin().dbx_reference.certificates[0].sha1,
             "580a6f4cc4e4b669b9ebdc1b2b3e087b80d0678d"
         );
+    }
+
+    #[test]
+    fn a_pack_naming_no_advisories_keeps_the_shipped_ones() {
+        let shipped = RulePack::builtin().advisories;
+        assert!(!shipped.is_empty());
+        let keys_only = RulePack::from_json(r#"{"version": "keys-only"}"#).expect("pack");
+        assert_eq!(keys_only.advisories, shipped);
+        let none = RulePack::from_json(r#"{"version": "none", "advisories": []}"#).expect("pack");
+        assert!(none.advisories.is_empty());
     }
 
     #[test]
