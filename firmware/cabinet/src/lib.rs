@@ -6,7 +6,7 @@
 
 use std::io::Cursor;
 
-pub use cab::Cabinet;
+pub use cab::{Cabinet, CompressionType};
 
 /// What the `cab` crate (0.6) would panic on rather than report: a file starting past the data
 /// its folder's blocks declare, or a stored block whose size differs from its uncompressed size.

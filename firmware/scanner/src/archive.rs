@@ -73,6 +73,9 @@ pub struct Entry {
     pub name: String,
     /// The bytes, at most the cap.
     pub data: Vec<u8>,
+    /// Held uncompressed in the archive: its bytes are already in the archive's own buffer,
+    /// so a byte-pattern scan of that buffer has seen them.
+    pub stored: bool,
 }
 
 /// Output bounds for one archive.
@@ -158,6 +161,7 @@ pub fn for_each_entry(
             f(Entry {
                 name: String::new(),
                 data,
+                stored: false,
             });
             Vec::new()
         }
@@ -229,6 +233,7 @@ fn zip_entries(
         if file.is_dir() {
             continue;
         }
+        let stored = file.compression() == zip::CompressionMethod::Stored;
         let left = cap.saturating_sub(used);
         if file.size() > left {
             problems.push(Problem::Limit(format!(
@@ -240,7 +245,7 @@ fn zip_entries(
         match read_capped(&mut file, left, &format!("zip entry {name:?}")) {
             Ok(data) => {
                 used += data.len() as u64;
-                if !f(Entry { name, data }) {
+                if !f(Entry { name, data, stored }) {
                     break;
                 }
             }
@@ -265,12 +270,13 @@ fn cab_entries(
         Ok(c) => c,
         Err(e) => return vec![Problem::Corrupt(format!("cab: {e}"))],
     };
-    let files: Vec<(String, u32)> = cab
+    let files: Vec<(String, u32, bool)> = cab
         .folder_entries()
         .flat_map(|folder| {
+            let stored = folder.compression_type() == automata_cabinet::CompressionType::None;
             folder
                 .file_entries()
-                .map(|e| (e.name().to_string(), e.uncompressed_size()))
+                .map(|e| (e.name().to_string(), e.uncompressed_size(), stored))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -282,7 +288,7 @@ fn cab_entries(
         )));
     }
     let mut used = 0u64;
-    for (name, size) in files.into_iter().take(budget.max_entries) {
+    for (name, size, stored) in files.into_iter().take(budget.max_entries) {
         if !safe_name(&name) {
             problems.push(Problem::PathEscape(format!(
                 "cab file {name:?} escapes the tree"
@@ -303,7 +309,7 @@ fn cab_entries(
         match r {
             Ok(data) => {
                 used += data.len() as u64;
-                if !f(Entry { name, data }) {
+                if !f(Entry { name, data, stored }) {
                     break;
                 }
             }

@@ -25,6 +25,7 @@ pub mod rot;
 pub mod rules;
 pub mod section;
 pub mod signed;
+pub mod testkit;
 pub mod tiano;
 pub mod vss;
 pub mod yara;

@@ -64,7 +64,8 @@ fn next_fvh(buf: &[u8], from: usize) -> Option<usize> {
 impl<'a> Walker<'a> {
     pub(crate) fn new(limits: &'a Limits, pack: &'a RulePack) -> Self {
         let mut notes = Vec::new();
-        // A pack is checked when loaded; one built in code with broken rules scans without them.
+        // A pack is checked when installed; one whose rules stopped compiling (or one built in
+        // code with broken rules) scans without them, and the report says so.
         let yara = yara::rules_for(&pack.yara).unwrap_or_else(|e| {
             notes.push(format!("YARA rules not run: {e}"));
             None
@@ -633,44 +634,7 @@ mod tests {
     use super::*;
 
     fn section(kind: u8, body: &[u8]) -> Vec<u8> {
-        let size = u32::try_from(4 + body.len()).expect("small");
-        let mut s = size.to_le_bytes()[..3].to_vec();
-        s.push(kind);
-        s.extend_from_slice(body);
-        s
-    }
-
-    /// An FFS2 volume (erase polarity 1) holding one driver file with `body` as its sections.
-    fn volume(body: &[u8]) -> Vec<u8> {
-        let size = u32::try_from(24 + body.len()).expect("small");
-        let mut file = vec![0x11; 16];
-        file.extend([0, 0xAA, 0x07, 0]);
-        file.extend(&size.to_le_bytes()[..3]);
-        file.push(0xF8);
-        let sum = file
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != 17 && *i != 23)
-            .fold(0u8, |a, (_, &b)| a.wrapping_add(b));
-        file[16] = sum.wrapping_neg();
-        file.extend_from_slice(body);
-        let len = 72 + file.len() + 8;
-        let mut fv = vec![0u8; 16];
-        fv.extend(guid::FFS2.0);
-        fv.extend((len as u64).to_le_bytes());
-        fv.extend(b"_FVH");
-        fv.extend(0x0004_FEFFu32.to_le_bytes());
-        fv.extend([72, 0, 0, 0, 0, 0, 0, 2]);
-        fv.extend(1u32.to_le_bytes());
-        fv.extend((len as u32).to_le_bytes());
-        fv.extend([0u8; 8]);
-        let sum = fv.chunks_exact(2).fold(0u16, |a, w| {
-            a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
-        });
-        fv[50..52].copy_from_slice(&sum.wrapping_neg().to_le_bytes());
-        fv.extend(file);
-        fv.resize(len, 0xFF);
-        fv
+        crate::testkit::section(kind, body).expect("small")
     }
 
     #[test]
@@ -688,7 +652,7 @@ mod tests {
             body.extend(&inner);
             inner = section(0x01, &body);
         }
-        let image = volume(&inner);
+        let image = crate::testkit::ffs2_volume(&inner).expect("small");
         let report = std::thread::Builder::new()
             .stack_size(256 << 10)
             .spawn(move || {

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use automata_fwscan::testkit;
 use automata_fwscan::yara::{self, YaraSource};
 use automata_fwscan::{Finding, Limits, RulePack, RulePackError, ScanReport, Severity, scan_at};
 
@@ -15,11 +16,6 @@ const PEM: &[u8] = b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB1fakefakefakefake
 const LZMA_GUID: [u8; 16] = [
     0x98, 0x58, 0x4e, 0xee, 0x14, 0x39, 0x59, 0x42, 0x9d, 0x6e, 0xdc, 0x7b, 0xd7, 0x94, 0x03, 0xcf,
 ];
-/// EFI_FIRMWARE_FILE_SYSTEM2_GUID, 8C8CE578-8A3D-4F1C-9935-896185C32DD3.
-const FFS2_GUID: [u8; 16] = [
-    0x78, 0xe5, 0x8c, 0x8c, 0x3d, 0x8a, 0x1c, 0x4f, 0x99, 0x35, 0x89, 0x61, 0x85, 0xc3, 0x2d, 0xd3,
-];
-
 fn scan_with(b: &[u8], pack: &RulePack) -> ScanReport {
     scan_at(b, "t", pack, &Limits::default(), NOW)
 }
@@ -39,11 +35,7 @@ fn find<'r>(r: &'r ScanReport, id: &str) -> &'r Finding {
 }
 
 fn section(kind: u8, body: &[u8]) -> Vec<u8> {
-    let size = u32::try_from(4 + body.len()).expect("small");
-    let mut s = size.to_le_bytes()[..3].to_vec();
-    s.push(kind);
-    s.extend_from_slice(body);
-    s
+    testkit::section(kind, body).expect("small")
 }
 
 /// An lzma_alone stream with its size in the header, as edk2's LzmaCompress writes it.
@@ -66,37 +58,8 @@ fn lzma_section(inner: &[u8]) -> Vec<u8> {
     section(0x02, &body)
 }
 
-/// An FFS2 volume (erase polarity 1) holding one driver file with `body` as its sections.
 fn volume(body: &[u8]) -> Vec<u8> {
-    let size = u32::try_from(24 + body.len()).expect("small");
-    let mut file = vec![0x11; 16];
-    file.extend([0, 0xAA, 0x07, 0]);
-    file.extend(&size.to_le_bytes()[..3]);
-    file.push(0xF8);
-    let sum = file
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 17 && *i != 23)
-        .fold(0u8, |a, (_, &b)| a.wrapping_add(b));
-    file[16] = sum.wrapping_neg();
-    file.extend_from_slice(body);
-    let len = (72 + file.len() + 8).next_multiple_of(8);
-    let mut fv = vec![0u8; 16];
-    fv.extend(FFS2_GUID);
-    fv.extend((len as u64).to_le_bytes());
-    fv.extend(b"_FVH");
-    fv.extend(0x0004_FEFFu32.to_le_bytes());
-    fv.extend([72, 0, 0, 0, 0, 0, 0, 2]);
-    fv.extend(1u32.to_le_bytes());
-    fv.extend((len as u32).to_le_bytes());
-    fv.extend([0u8; 8]);
-    let sum = fv.chunks_exact(2).fold(0u16, |a, w| {
-        a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
-    });
-    fv[50..52].copy_from_slice(&sum.wrapping_neg().to_le_bytes());
-    fv.extend(file);
-    fv.resize(len, 0xFF);
-    fv
+    testkit::ffs2_volume(body).expect("small")
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -106,9 +69,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn zip_with(name: &str, data: &[u8]) -> Vec<u8> {
+    zip_as(name, data, zip::CompressionMethod::Deflated)
+}
+
+fn zip_as(name: &str, data: &[u8], method: zip::CompressionMethod) -> Vec<u8> {
     let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
     z.start_file(name, opts).expect("zip entry");
     z.write_all(data).expect("zip data");
     z.finish().expect("zip").into_inner()
@@ -213,6 +179,17 @@ fn a_private_key_in_gzip_and_zip_is_found_in_the_member() {
         1,
         "deflated: not visible at the top"
     );
+
+    // Stored: the bytes are in the archive itself, found there once, not again in the member.
+    let stored = zip_as(
+        "etc/ssl/server.key",
+        &with_key_at(64),
+        zip::CompressionMethod::Stored,
+    );
+    let r = scan_with(&stored, &pack);
+    let found = yara_findings(&r);
+    assert_eq!(found.len(), 1, "one match, one finding: {found:?}");
+    assert_eq!(found[0].evidence.container_path.as_deref(), Some("/"));
 }
 
 #[test]

@@ -585,7 +585,11 @@ impl Walker<'_> {
             if !self.enter(&epath, 0) {
                 return false;
             }
-            self.yara_scan(&e.data, &epath);
+            // A stored member's bytes were in the archive's buffer the rules already ran over:
+            // scanning them again would report each match twice.
+            if !e.stored {
+                self.yara_scan(&e.data, &epath);
+            }
             let kids = self.scan_blob(&e.data, &epath, depth + 1);
             children.push(Node {
                 format: "entry".into(),
