@@ -139,7 +139,14 @@ pub fn scan_at(
     limits: &Limits,
     now: i64,
 ) -> ScanReport {
-    let mut w = walk::Walker::new(limits, rules);
+    // A pack is checked when installed; one whose rules stopped compiling (or one built in
+    // code with broken rules) scans without them, and the report says so.
+    let (compiled, yara_note) = match yara::rules_for(&rules.yara) {
+        Ok(c) => (c, None),
+        Err(e) => (None, Some(format!("YARA rules not run: {e}"))),
+    };
+    let mut w = walk::Walker::new(limits, rules, compiled.as_deref());
+    w.notes.extend(yara_note);
     w.yara_scan(bytes, "");
     let tree = w.scan_blob(bytes, "", 0);
     let mut report = ScanReport {

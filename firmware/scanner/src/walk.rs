@@ -1,6 +1,5 @@
 //! The container walker: FVs → FFS files → sections (decompressing) and variable stores.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ffs::{self, FfsHeader};
@@ -37,8 +36,8 @@ pub(crate) struct Walker<'a> {
     pub(crate) findings: Vec<Finding>,
     /// The top-level package's own signature (a cab's jcat, a DUP's Authenticode).
     pub(crate) package: Option<PackageSignature>,
-    /// The pack's YARA rules, compiled (once per rule set, not per scan).
-    yara: Option<Arc<yara::Compiled>>,
+    /// The pack's YARA rules (compiled once per rule set) with this blob's scanner.
+    yara: Option<yara::Session<'a>>,
     /// YARA time used on this blob so far, against `yara::BLOB_BUDGET`.
     yara_spent: Duration,
     /// The budget ran out: no more YARA on this blob.
@@ -62,14 +61,12 @@ fn next_fvh(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 impl<'a> Walker<'a> {
-    pub(crate) fn new(limits: &'a Limits, pack: &'a RulePack) -> Self {
-        let mut notes = Vec::new();
-        // A pack is checked when installed; one whose rules stopped compiling (or one built in
-        // code with broken rules) scans without them, and the report says so.
-        let yara = yara::rules_for(&pack.yara).unwrap_or_else(|e| {
-            notes.push(format!("YARA rules not run: {e}"));
-            None
-        });
+    /// A walker with `pack`'s rules; `yara` is the pack's YARA, compiled, when it has any.
+    pub(crate) fn new(
+        limits: &'a Limits,
+        pack: &'a RulePack,
+        yara: Option<&'a yara::Compiled>,
+    ) -> Self {
         Walker {
             limits,
             pack,
@@ -78,10 +75,10 @@ impl<'a> Walker<'a> {
             entries: 0,
             corrupt: Vec::new(),
             limited: Vec::new(),
-            notes,
+            notes: Vec::new(),
             stores: Vec::new(),
             package: None,
-            yara,
+            yara: yara.map(yara::Session::new),
             yara_spent: Duration::ZERO,
             yara_stopped: false,
         }
@@ -92,10 +89,7 @@ impl<'a> Walker<'a> {
     /// A timeout or a spent budget is an FW-FMT-002 (the verdict is incomplete); any other
     /// scan error a note. Neither panics nor drops the other rules' findings.
     pub(crate) fn yara_scan(&mut self, data: &[u8], path: &str) {
-        let Some(rules) = self.yara.clone() else {
-            return;
-        };
-        if self.yara_stopped {
+        if self.yara.is_none() || self.yara_stopped {
             return;
         }
         let left = yara::BLOB_BUDGET.saturating_sub(self.yara_spent);
@@ -113,7 +107,10 @@ impl<'a> Walker<'a> {
         }
         let timeout = left.min(yara::SCAN_TIMEOUT);
         let started = Instant::now();
-        match yara::scan(&rules, data, path, &self.pack.version, timeout) {
+        let Some(session) = self.yara.as_mut() else {
+            return;
+        };
+        match session.scan(data, path, &self.pack.version, timeout) {
             Ok(found) => self.findings.extend(found),
             Err(ScanFailure::Timeout) => self.limited.push(issue(
                 path,

@@ -247,26 +247,43 @@ pub(crate) enum ScanFailure {
     Other(String),
 }
 
-/// Runs the rules over one buffer; `path` places the offsets in the blob's tree.
-pub(crate) fn scan(
-    compiled: &Compiled,
-    data: &[u8],
-    path: &str,
-    pack_version: &str,
-    timeout: Duration,
-) -> Result<Vec<Finding>, ScanFailure> {
-    let mut scanner = yara_x::Scanner::new(&compiled.rules);
-    scanner
-        .set_timeout(timeout)
-        .max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
-    let results = scanner.scan(data).map_err(|e| match e {
-        yara_x::ScanError::Timeout => ScanFailure::Timeout,
-        other => ScanFailure::Other(other.to_string()),
-    })?;
-    Ok(results
-        .matching_rules()
-        .map(|r| finding(compiled, &r, path, pack_version))
-        .collect())
+/// The rules with one scanner over them, made once per blob: a yara-x scanner is a wasm
+/// instance, too costly to make again for every stream an image decompresses into.
+pub(crate) struct Session<'r> {
+    compiled: &'r Compiled,
+    scanner: yara_x::Scanner<'r>,
+}
+
+impl<'r> Session<'r> {
+    /// A scanner over `compiled`.
+    pub(crate) fn new(compiled: &'r Compiled) -> Self {
+        let mut scanner = yara_x::Scanner::new(&compiled.rules);
+        scanner.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
+        Session { compiled, scanner }
+    }
+
+    /// Runs the rules over one buffer; `path` places the offsets in the blob's tree.
+    pub(crate) fn scan(
+        &mut self,
+        data: &[u8],
+        path: &str,
+        pack_version: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Finding>, ScanFailure> {
+        let compiled = self.compiled;
+        let results = self
+            .scanner
+            .set_timeout(timeout)
+            .scan(data)
+            .map_err(|e| match e {
+                yara_x::ScanError::Timeout => ScanFailure::Timeout,
+                other => ScanFailure::Other(other.to_string()),
+            })?;
+        Ok(results
+            .matching_rules()
+            .map(|r| finding(compiled, &r, path, pack_version))
+            .collect())
+    }
 }
 
 /// One matching rule as a finding: severity and subject from its metadata, the first match's
@@ -335,7 +352,9 @@ mod tests {
     }
 
     fn scan_ok(c: &Compiled, data: &[u8]) -> Vec<Finding> {
-        scan(c, data, "/fv@0x0", "t", SCAN_TIMEOUT).expect("scan")
+        Session::new(c)
+            .scan(data, "/fv@0x0", "t", SCAN_TIMEOUT)
+            .expect("scan")
     }
 
     #[test]

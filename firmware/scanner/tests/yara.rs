@@ -354,7 +354,7 @@ fn yara_cost() {
             b.median.as_secs_f64() * 1e3,
             b.findings
         );
-        // The fixed cost (a yara-x scanner per buffer), on a blob with nothing inside.
+        // The fixed cost (one yara-x scanner per blob), on a blob with nothing inside.
         let small = vec![0x5au8; 4096];
         let start = std::time::Instant::now();
         for _ in 0..1000 {
