@@ -5,18 +5,21 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use automata_log::{ConsumedRecord, EmbeddedConfig, LogConfig, MessageLog, Record, StartFrom};
+mod common;
+
+use automata_log::{ConsumedRecord, MessageLog, Record, StartFrom};
 use automata_processors::firmware_updates::FirmwareUpdatesProcessor;
 use automata_processors::{RunnerConfig, run};
 use automata_schemas::catalog::{
     FIRMWARE_ADVISORIES, FIRMWARE_CATALOG, FIRMWARE_FINDINGS, FIRMWARE_UPDATES, INVENTORY_LATEST,
-    topic, topics,
+    topic,
 };
 use automata_schemas::types::{
     Component, ComponentKind, FirmwareAdvisory, FirmwareAdvisoryRange, FirmwareCatalogEntry,
     FirmwareFinding, FirmwareUpdateStatus, InventorySnapshot, InventorySource, SystemIdentity,
 };
 use automata_schemas::{SchemaIds, decode, encode};
+use common::open_log;
 use tokio_util::sync::CancellationToken;
 
 const A: &str = "4c4c4544-0000-0000-0000-00000000000a";
@@ -229,22 +232,6 @@ fn of<'a>(
         .rev()
         .find(|(k, _)| k == server)
         .and_then(|(_, v)| v.as_ref())
-}
-
-/// An embedded log with every topic, in a directory dropped with the guard.
-async fn open_log() -> (tempfile::TempDir, MessageLog) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = LogConfig {
-        embedded: EmbeddedConfig {
-            maintenance_interval_secs: 0,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let log = MessageLog::open(&cfg, dir.path()).expect("open");
-    let specs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
-    log.ensure_topics(&specs).await.expect("topics");
-    (dir, log)
 }
 
 fn start(log: &MessageLog, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {

@@ -4,27 +4,20 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use automata_log::{EmbeddedConfig, LogConfig, MessageLog, Record, StartFrom, dead_letter_headers};
+mod common;
+
+use automata_log::{Record, StartFrom, dead_letter_headers};
 use automata_processors::server_state::ServerStateProcessor;
 use automata_processors::{RunnerConfig, run};
-use automata_schemas::catalog::{DIAGNOSES, SERVERS_STATE, TELEMETRY_READINGS, topic, topics};
+use automata_schemas::catalog::{DIAGNOSES, SERVERS_STATE, TELEMETRY_READINGS, topic};
 use automata_schemas::types::ServerState;
 use automata_schemas::{SchemaIds, decode, encode, sample};
+use common::open_log;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folds_telemetry_into_state_and_dead_letters_garbage() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = LogConfig {
-        embedded: EmbeddedConfig {
-            maintenance_interval_secs: 0,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let log = MessageLog::open(&cfg, dir.path()).expect("open");
-    let specs: Vec<_> = topics().iter().map(|t| t.log_config()).collect();
-    log.ensure_topics(&specs).await.expect("topics");
+    let (_dir, log) = open_log().await;
     let ids = SchemaIds::new(HashMap::from([
         (TELEMETRY_READINGS.to_string(), 11),
         (SERVERS_STATE.to_string(), 12),
